@@ -1,0 +1,63 @@
+# The portal's two commands: `make run` and `make test`. Everything they need, they install.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export PYTHONDONTWRITEBYTECODE := 1
+
+# The first Python 3.12+ on PATH (pyenv honours .python-version).
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
+	then command -v $$p; break; fi; done)
+# uv from PATH if there is one, else bootstrapped with pip into the venv.
+UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+
+.PHONY: help install run test lint format bench clean
+
+help:
+	@echo "make run    - set up, migrate, load demo data and serve on http://127.0.0.1:$(PORT)"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make lint   - ruff check and format check"
+	@echo "make bench  - benchmarks (not part of make test)"
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed on PATH." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/bin/uv: | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(PY) $(UV)
+	$(UV) sync --frozen --python $(PY)
+	@touch $@
+
+install: $(VENV)/.installed .env
+
+.env: | $(VENV)/.installed
+	$(PY) -m portal.devenv .env
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_seed --base-url http://127.0.0.1:$(PORT)/sandbox/api/v1
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""Writes a development .env with fresh random secrets, once. Used by `make run` and `make test`.
+
+Run as `python -m portal.devenv [PATH]`; it never overwrites an existing file.
+"""
+
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+TEMPLATE = """\
+# Written by `make` for local development ({path}). Not for production; git-ignored.
+DEBUG=true
+SECRET_KEY={secret_key}
+CREDENTIALS_ENCRYPTION_KEYS={fernet_key}
+SANDBOX_ENABLED=true
+"""
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else ".env")
+    if path.exists():
+        return 0
+    path.write_text(
+        TEMPLATE.format(
+            path=path,
+            secret_key=secrets.token_urlsafe(50),
+            fernet_key=Fernet.generate_key().decode(),
+        )
+    )
+    path.chmod(0o600)
+    print(f"Wrote {path} with fresh development secrets.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

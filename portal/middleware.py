@@ -1,0 +1,51 @@
+"""Cross-cutting middleware: session lifetime and htmx-aware login redirects."""
+
+import time
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+
+SESSION_STARTED_KEY = "portal_session_started"
+
+
+class AbsoluteSessionTimeoutMiddleware:
+    """End a logged-in session SESSION_ABSOLUTE_TIMEOUT seconds after login, however active."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            started = request.session.get(SESSION_STARTED_KEY)
+            now = int(time.time())
+            if started is None:
+                request.session[SESSION_STARTED_KEY] = now
+            elif now - int(started) > settings.SESSION_ABSOLUTE_TIMEOUT:
+                logout(request)
+        return self.get_response(request)
+
+
+class HtmxLoginRedirectMiddleware:
+    """An htmx request whose session ended is sent to the login page as a whole-page navigation.
+
+    Without this, htmx would follow the 302 and swap the login form into a fragment of the page.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if getattr(request, "htmx", False) and response.status_code in (301, 302):
+            login_url = resolve_url(settings.LOGIN_URL)
+            location = response.get("Location", "")
+            if location.startswith(login_url):
+                # Come back to the page the person was on, not to the fragment's URL.
+                current = request.htmx.current_url_abs_path or "/"
+                from urllib.parse import urlencode
+
+                return HttpResponseClientRedirect(f"{login_url}?{urlencode({'next': current})}")
+        return response

@@ -1,0 +1,34 @@
+// The portal's small progressive enhancements. Everything works without JavaScript too.
+(function () {
+  "use strict";
+
+  // Buttons with data-copy-target copy that element's text to the clipboard.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-target]");
+    if (!button) return;
+    var target = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!target || !navigator.clipboard) return;
+    navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+      var original = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = original; }, 1500);
+    });
+  });
+
+  // Forms marked data-disable-on-submit disable their submit buttons while a request is in flight.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("[data-disable-on-submit]")) return;
+    form.querySelectorAll("button[type=submit]").forEach(function (b) {
+      // Defer so the clicked button's name/value still travels with a plain POST.
+      setTimeout(function () { b.disabled = true; b.setAttribute("aria-busy", "true"); }, 0);
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-disable-on-submit]");
+    if (!form) return;
+    form.querySelectorAll("button[type=submit]").forEach(function (b) {
+      b.disabled = false; b.removeAttribute("aria-busy");
+    });
+  });
+})();

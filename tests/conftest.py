@@ -1,0 +1,64 @@
+"""Shared fixtures. Three people and two tenants, named and reused (healthchecks' hc/test.py)."""
+
+import pytest
+
+from trunks.models import Role
+
+from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
+
+
+@pytest.fixture
+def password():
+    return DEFAULT_PASSWORD
+
+
+@pytest.fixture
+def tenant_a(db):
+    return TenantFactory(name="Alpha Telecom", slug="alpha")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return TenantFactory(name="Bravo Networks", slug="bravo")
+
+
+@pytest.fixture
+def alice(tenant_a):
+    """Staff in tenant A."""
+    return MembershipFactory(user=UserFactory(username="alice"), tenant=tenant_a, role=Role.STAFF).user
+
+
+@pytest.fixture
+def mallory(tenant_a):
+    """Manager in tenant A."""
+    return MembershipFactory(
+        user=UserFactory(username="mallory"), tenant=tenant_a, role=Role.MANAGER
+    ).user
+
+
+@pytest.fixture
+def adam(tenant_a):
+    """Admin in tenant A."""
+    return MembershipFactory(user=UserFactory(username="adam"), tenant=tenant_a, role=Role.ADMIN).user
+
+
+@pytest.fixture
+def bob(tenant_b):
+    """Staff in tenant B: must never see anything of tenant A."""
+    return MembershipFactory(user=UserFactory(username="bob"), tenant=tenant_b, role=Role.STAFF).user
+
+
+@pytest.fixture
+def charlie(db):
+    """A logged-in user with no tenant at all."""
+    return UserFactory(username="charlie")
+
+
+@pytest.fixture
+def root(db):
+    """A portal-wide administrator (Django superuser)."""
+    user = UserFactory(username="root")
+    user.is_superuser = True
+    user.is_staff = True
+    user.save()
+    return user

@@ -1,0 +1,190 @@
+"""The portal's data: tenants and who belongs to them, and the audit log of everything done."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    """A member's role in one tenant. Roles nest: a manager may do what staff do, an admin both."""
+
+    STAFF = "staff", "Staff"
+    MANAGER = "manager", "Manager"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK = {Role.STAFF: 1, Role.MANAGER: 2, Role.ADMIN: 3}
+
+
+class Tenant(models.Model):
+    """A team with its own Crazytel account and API key."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    is_active = models.BooleanField(default=True)
+    base_url = models.URLField(
+        "Crazytel base URL",
+        blank=True,
+        help_text="Leave empty to use the portal's default Crazytel API URL.",
+    )
+    # The API key, encrypted (trunks.crypto). Never the plaintext; never shown again.
+    api_key_ciphertext = models.TextField(blank=True, editable=False)
+    api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
+    api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_key_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    # The last connection check (a balance call) and what it found.
+    connection_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    connection_ok = models.BooleanField(null=True, blank=True, editable=False)
+    connection_message = models.CharField(max_length=300, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_ciphertext)
+
+    @property
+    def api_key_masked(self) -> str:
+        return f"••••{self.api_key_last4}" if self.has_api_key else ""
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.base_url or settings.CRAZYTEL_API_BASE_URL
+
+
+class Membership(models.Model):
+    """A user's role in one tenant. A user may belong to several tenants with different roles."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_user_tenant_unique")
+        ]
+        ordering = ["tenant__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class AuditKind(models.TextChoices):
+    TRUNK_CREATE = "trunk_create", "Trunk created"
+    TENANT_CREATED = "tenant_created", "Tenant created"
+    TENANT_UPDATED = "tenant_updated", "Tenant changed"
+    KEY_SET = "key_set", "API key set"
+    KEY_REPLACED = "key_replaced", "API key replaced"
+    MEMBER_ADDED = "member_added", "Member added"
+    MEMBER_REMOVED = "member_removed", "Member removed"
+    MEMBER_ROLE_CHANGED = "member_role_changed", "Member role changed"
+    CONNECTION_TESTED = "connection_tested", "Connection tested"
+    OUTCOME_RESOLVED = "outcome_resolved", "Unknown outcome resolved"
+
+
+class AuditStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class AuditRecord(models.Model):
+    """One trunk-creation attempt or one admin event. Append-only: see trunks.audit.
+
+    A trunk attempt is written `pending` before the upstream call and completed exactly once after
+    it. Once final, a record never changes; it joins its tenant's hash chain when it becomes final.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=30, choices=AuditKind.choices, db_index=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="audit_records")
+    tenant_name = models.CharField(max_length=100)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_records",
+    )
+    # Kept as text so the record survives the user's deletion.
+    actor_username = models.CharField(max_length=150, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    # Every submitted field but the password; or an admin event's details. Never a secret.
+    data = models.JSONField(default=dict, blank=True)
+    # Denormalised from `data` for filtering and free-text search.
+    caller_id_number = models.CharField(max_length=32, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+
+    status = models.CharField(
+        max_length=10, choices=AuditStatus.choices, default=AuditStatus.PENDING
+    )
+    upstream_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_category = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    trunk_username = models.CharField(max_length=16, blank=True)
+    trunk_id = models.CharField(max_length=64, blank=True)
+    # The upstream response with any password-like key removed.
+    response = models.JSONField(null=True, blank=True)
+
+    # The form's one-time token: a second POST of it finds this record instead of a second trunk.
+    submission_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # A retry of an unknown attempt, or the resolution of one, points at it.
+    related = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="followups"
+    )
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    # Tamper evidence: position in the tenant's chain, and the hashes (set when final).
+    chain_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    record_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-started_at", "-id"], name="audit_tenant_started"),
+            models.Index(fields=["-started_at", "-id"], name="audit_started"),
+            models.Index(fields=["tenant", "status", "-started_at"], name="audit_tenant_status"),
+            models.Index(fields=["tenant", "actor", "-started_at"], name="audit_tenant_actor"),
+            models.Index(fields=["tenant", "kind", "-started_at"], name="audit_tenant_kind"),
+            models.Index(fields=["trunk_username"], name="audit_trunk_username"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "chain_seq"],
+                condition=Q(chain_seq__isnull=False),
+                name="audit_chain_seq_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.tenant_name} · {self.status}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status != AuditStatus.PENDING

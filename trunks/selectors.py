@@ -1,0 +1,51 @@
+"""Reads, each scoped to the tenants the actor may see. Writes live in trunks.services."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import ROLE_RANK, Membership, Role, Tenant
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _roles_at_least(min_role: Role) -> list[str]:
+    return [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[min_role]]
+
+
+def tenant_list_for(*, user: User, min_role: Role = Role.STAFF) -> QuerySet[Tenant]:
+    """Tenants in which `user` holds `min_role` or a higher one. Superusers hold every role."""
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    if user.is_superuser:
+        return Tenant.objects.all()
+    return Tenant.objects.filter(
+        memberships__user=user, memberships__role__in=_roles_at_least(min_role)
+    ).distinct()
+
+
+def tenant_get_for(*, user: User, slug: str, min_role: Role = Role.STAFF) -> Tenant:
+    """The tenant `slug` if `user` may act on it at `min_role`; 404 otherwise (no existence leak)."""
+    try:
+        return tenant_list_for(user=user, min_role=min_role).get(slug=slug)
+    except Tenant.DoesNotExist:
+        raise Http404("No such tenant.") from None
+
+
+def role_in(*, user: User, tenant: Tenant) -> str | None:
+    """The user's role in `tenant` (superusers are admins everywhere), or None."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    membership = Membership.objects.filter(user=user, tenant=tenant).only("role").first()
+    return membership.role if membership else None
+
+
+def user_has_role(*, user: User, min_role: Role) -> bool:
+    """Whether `user` holds `min_role` (or higher) in at least one tenant."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, role__in=_roles_at_least(min_role)).exists()
