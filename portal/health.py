@@ -45,4 +45,6 @@ def healthz(request):
         "cache": "ok" if _check_cache() else "unavailable",
     }
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )

@@ -1,6 +1,7 @@
 """Cross-cutting middleware: session lifetime and htmx-aware login redirects."""
 
 import time
+import uuid
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -48,4 +49,17 @@ class HtmxLoginRedirectMiddleware:
                 from urllib.parse import urlencode
 
                 return HttpResponseClientRedirect(f"{login_url}?{urlencode({'next': current})}")
+        return response
+
+
+class RequestIdMiddleware:
+    """Give each request an id (kept in the audit log and sent back as X-Request-ID)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id
         return response

@@ -25,7 +25,9 @@ def tenant_b(db):
 @pytest.fixture
 def alice(tenant_a):
     """Staff in tenant A."""
-    return MembershipFactory(user=UserFactory(username="alice"), tenant=tenant_a, role=Role.STAFF).user
+    return MembershipFactory(
+        user=UserFactory(username="alice"), tenant=tenant_a, role=Role.STAFF
+    ).user
 
 
 @pytest.fixture
@@ -39,13 +41,17 @@ def mallory(tenant_a):
 @pytest.fixture
 def adam(tenant_a):
     """Admin in tenant A."""
-    return MembershipFactory(user=UserFactory(username="adam"), tenant=tenant_a, role=Role.ADMIN).user
+    return MembershipFactory(
+        user=UserFactory(username="adam"), tenant=tenant_a, role=Role.ADMIN
+    ).user
 
 
 @pytest.fixture
 def bob(tenant_b):
     """Staff in tenant B: must never see anything of tenant A."""
-    return MembershipFactory(user=UserFactory(username="bob"), tenant=tenant_b, role=Role.STAFF).user
+    return MembershipFactory(
+        user=UserFactory(username="bob"), tenant=tenant_b, role=Role.STAFF
+    ).user
 
 
 @pytest.fixture

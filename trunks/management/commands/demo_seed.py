@@ -8,7 +8,11 @@ from django.db import transaction
 
 from trunks.models import Membership, Role, Tenant
 
-DEMO_USERS = [("demo-staff", Role.STAFF), ("demo-manager", Role.MANAGER), ("demo-admin", Role.ADMIN)]
+DEMO_USERS = [
+    ("demo-staff", Role.STAFF),
+    ("demo-manager", Role.MANAGER),
+    ("demo-admin", Role.ADMIN),
+]
 
 
 class Command(BaseCommand):
