@@ -1,0 +1,88 @@
+"""What the sections share: the bench's users and tenants, the sandbox and portal servers, the data."""
+
+from functools import cached_property
+from pathlib import Path
+
+from .environment import Gunicorn
+from .harness import FeatureMissing
+from .portal import Lane, lane_create, session_cookie_for, user_create
+
+
+class Context:
+    def __init__(self, *, config, db, workdir: Path, log):
+        self.config = config
+        self.db = db
+        self.workdir = workdir
+        self.log = log
+        self._servers: list[Gunicorn] = []
+        self._cookies: dict[int, str] = {}
+        self._portal: Gunicorn | None = None
+
+    # --- servers ---------------------------------------------------------------------------------
+
+    def start_server(self, name: str, **kwargs) -> Gunicorn:
+        server = Gunicorn(database_url=self.db.url, workdir=self.workdir, name=name, **kwargs)
+        self._servers.append(server)
+        return server
+
+    def sandbox_available(self) -> bool:
+        try:
+            import trunks.sandbox.models  # noqa: F401
+
+            from trunks.sandbox import urls
+        except ImportError:
+            return False
+        return bool(urls.urlpatterns)
+
+    @cached_property
+    def sandbox(self) -> Gunicorn:
+        """The built-in Crazytel sandbox, served by its own gunicorn; every request is logged."""
+        if not self.sandbox_available():
+            raise FeatureMissing("sandbox")
+        self.log("starting the sandbox (gunicorn, 2 workers, 4 threads each)")
+        return self.start_server("sandbox", workers=2, threads=4, access_log=True)
+
+    def sandbox_api_url(self, server: Gunicorn | None = None) -> str:
+        return f"{(server or self.sandbox).base_url}/sandbox/api/v1"
+
+    def sandbox_calls(self, path_part: str, server: Gunicorn | None = None) -> int:
+        """Requests the sandbox received whose path contains `path_part` (counted at the sandbox)."""
+        server = server or self.sandbox
+        return sum(
+            1 for line in server.access_lines() if path_part in line and "/sandbox/api/" in line
+        )
+
+    def portal_server(self) -> Gunicorn:
+        if self._portal is None:
+            self.log("starting the portal (gunicorn, 2 workers)")
+            self._portal = self.start_server("portal", workers=2)
+        return self._portal
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+
+    # --- people and tenants ----------------------------------------------------------------------
+
+    @cached_property
+    def root(self):
+        return user_create("bench-root", superuser=True)
+
+    @cached_property
+    def root_client(self):
+        from .portal import logged_in_client
+
+        return logged_in_client(self.root)
+
+    @cached_property
+    def lanes(self) -> list[Lane]:
+        """Staff members, each alone in a tenant with its own sandbox key (own rate budget)."""
+        count = max(2, min(12, self.config.create_repeats + 2))
+        api_url = self.sandbox_api_url()
+        return [lane_create(index=i, prefix="lane", sandbox_api_url=api_url) for i in range(count)]
+
+    def session_cookie(self, user) -> str:
+        if user.pk not in self._cookies:
+            self._cookies[user.pk] = session_cookie_for(user)
+        return self._cookies[user.pk]
