@@ -1,5 +1,7 @@
 """What the sections share: the bench's users and tenants, the sandbox and portal servers, the data."""
 
+import io
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -86,3 +88,34 @@ class Context:
         if user.pk not in self._cookies:
             self._cookies[user.pk] = session_cookie_for(user)
         return self._cookies[user.pk]
+
+    # --- the audit table -------------------------------------------------------------------------
+
+    audit_generation_note = ""
+
+    def audit_records(self) -> int:
+        """Make sure the audit table holds `audit_rows` records made by the project's generator."""
+        from django.core.management import call_command, get_commands
+
+        from trunks.models import AuditRecord
+
+        if getattr(self, "_audit_rows", None) is not None:
+            return self._audit_rows
+        if "audit_generate" not in get_commands():
+            raise FeatureMissing("audit_generate")
+        wanted = self.config.audit_rows
+        have = AuditRecord.objects.count()
+        if have >= wanted:
+            self.audit_generation_note = "kept from an earlier run (--keep-db)"
+        else:
+            self.log(f"generating {wanted - have:,} audit records with audit_generate")
+            started = time.monotonic()
+            call_command("audit_generate", count=wanted - have, stdout=io.StringIO())
+            elapsed = time.monotonic() - started
+            self.audit_generation_note = (
+                f"audit_generate wrote {wanted - have:,} in {elapsed:.0f} s, "
+                f"{(wanted - have) / elapsed:,.0f}/s"
+            )
+            self.log(self.audit_generation_note)
+        self._audit_rows = AuditRecord.objects.count()
+        return self._audit_rows

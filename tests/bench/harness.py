@@ -82,9 +82,11 @@ def figure(
     target: Target | None = None,
     note: str = "",
     samples: list[float] | None = None,
+    compare: bool = True,
 ) -> Figure:
-    """A figure; the ratio defaults to value / reference, and the target is checked here."""
-    if ratio is None and reference:
+    """A figure; the ratio defaults to value / reference (unless `compare` is off), and the target
+    is checked here."""
+    if compare and ratio is None and reference:
         ratio = value / reference
     fig = Figure(
         section=section,
