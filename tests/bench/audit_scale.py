@@ -9,7 +9,7 @@ paging link with a cursor taken from the middle record, in the admin as the page
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .harness import Figure, Target, all_of, at_most, figure, interleaved_ms, median, ratio_at_most
-from .portal import parse_page, url_for
+from .portal import parse_page, queries_during, url_for
 
 SECTION = "3"
 FIGURES = [
@@ -29,12 +29,7 @@ def _get(client, url: str):
 
 
 def _queries(client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as captured:
-        _get(client, url)
-    return len(captured.captured_queries)
+    return queries_during(lambda: _get(client, url))
 
 
 def _with(url: str, **params) -> str:

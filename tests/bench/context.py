@@ -19,6 +19,14 @@ class Context:
         self._servers: list[Gunicorn] = []
         self._cookies: dict[int, str] = {}
         self._portal: Gunicorn | None = None
+        self.errors = 0
+
+    def error(self, exc: BaseException) -> None:
+        """A failure inside a section that did not stop it: shown, and the run exits non-zero."""
+        import traceback
+
+        self.errors += 1
+        traceback.print_exception(exc)
 
     # --- servers ---------------------------------------------------------------------------------
 

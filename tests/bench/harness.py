@@ -30,15 +30,15 @@ class Target:
 
 
 def at_most(bound: float, unit: str = "") -> Target:
-    return Target(f"≤ {fmt(bound)}{(' ' + unit) if unit else ''}", lambda f: f.value <= bound)
+    return Target(f"≤ {bound:,g}{(' ' + unit) if unit else ''}", lambda f: f.value <= bound)
 
 
 def at_least(bound: float, unit: str = "") -> Target:
-    return Target(f"≥ {fmt(bound)}{(' ' + unit) if unit else ''}", lambda f: f.value >= bound)
+    return Target(f"≥ {bound:,g}{(' ' + unit) if unit else ''}", lambda f: f.value >= bound)
 
 
 def ratio_at_most(bound: float) -> Target:
-    return Target(f"ratio ≤ {fmt(bound)}", lambda f: f.ratio is not None and f.ratio <= bound)
+    return Target(f"ratio ≤ {bound:g}", lambda f: f.ratio is not None and f.ratio <= bound)
 
 
 def all_of(*targets: Target) -> Target:
@@ -153,8 +153,8 @@ def peak_rss_mb() -> float:
 def fmt(value: float | None) -> str:
     if value is None:
         return ""
-    if value == 0:
-        return "0"
+    if float(value).is_integer():
+        return f"{value:,.0f}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:

@@ -14,9 +14,6 @@ from .harness import FeatureMissing
 
 USERNAME_RE = re.compile(r"\bCT\d{6}\b")
 
-# Verified numbers for every bench sandbox account: landlines and 614 mobiles, as Crazytel lists them.
-BENCH_NUMBERS = ["61298765432", "61398765432", "61412345678", "61487654321"]
-
 
 def url_for(name: str, feature: str, **kwargs: Any) -> str:
     from django.urls import NoReverseMatch, reverse
@@ -43,23 +40,13 @@ def user_create(username: str, *, superuser: bool = False):
     return user
 
 
-def sandbox_account_create(*, api_key: str, numbers: list[str]):
-    """A sandbox account holding `api_key` and `numbers` (the sandbox is issue 3's)."""
+def sandbox_account_create(*, api_key: str, name: str):
+    """A sandbox account answering to `api_key`, with its own verified numbers (issue 3's sandbox)."""
     try:
-        from trunks.sandbox.models import SandboxAccount
+        from trunks.sandbox.services import sandbox_account_ensure
     except ImportError:
         raise FeatureMissing("sandbox") from None
-    fields = {f.name for f in SandboxAccount._meta.get_fields()}
-    values: dict[str, Any] = {}
-    for name in ("api_key", "key"):
-        if name in fields:
-            values[name] = api_key
-            break
-    for name in ("verified_numbers", "numbers"):
-        if name in fields:
-            values[name] = numbers
-            break
-    return SandboxAccount.objects.create(**values)
+    return sandbox_account_ensure(name=name, api_key=api_key)
 
 
 def tenant_create(*, slug: str, name: str, base_url: str, api_key: str | None):
@@ -117,7 +104,7 @@ def lane_create(*, index: int, prefix: str, sandbox_api_url: str | None) -> Lane
 
     api_key = f"bench-{prefix}-{index}-{secrets.token_hex(12)}"
     if sandbox_api_url is not None:
-        sandbox_account_create(api_key=api_key, numbers=BENCH_NUMBERS)
+        sandbox_account_create(api_key=api_key, name=f"Bench {prefix} {index}")
     tenant = tenant_create(
         slug=f"bench-{prefix}-{index}",
         name=f"Bench {prefix} {index}",
@@ -127,6 +114,22 @@ def lane_create(*, index: int, prefix: str, sandbox_api_url: str | None) -> Lane
     user = user_create(f"bench-{prefix}-{index}")
     member_add(user=user, tenant=tenant, role=Role.STAFF)
     return Lane(user=user, tenant=tenant, api_key=api_key, client=logged_in_client(user))
+
+
+_TRANSACTION_CONTROL = re.compile(
+    r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT)\b", re.I
+)
+
+
+def queries_during(fn) -> int:
+    """SQL statements `fn` runs, transaction control (BEGIN, COMMIT, savepoints) not counted: SQLite
+    shows its BEGIN IMMEDIATE where PostgreSQL's driver hides it, and neither is a query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return sum(1 for q in captured.captured_queries if not _TRANSACTION_CONTROL.match(q["sql"]))
 
 
 # --- Reading the portal's pages ------------------------------------------------------------------

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(figures, header))
     write_json(config.json_path, figures, meta)
     print(f"\nFigures written to {config.json_path}")
-    return 1 if errors else 0
+    return 1 if errors or (ctx is not None and ctx.errors) else 0
 
 
 def log(message: str) -> None:

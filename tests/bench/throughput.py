@@ -81,40 +81,44 @@ def run(ctx) -> list[Figure]:
                 not_available(SECTION, n, u, f"feature missing: {missing}") for n, u, _ in names
             ]
             continue
-        cookie = ctx.session_cookie(ctx.lanes[0].user if url_name == "trunks:create" else ctx.root)
-        check = requests.get(
-            f"{server.base_url}{path}",
-            headers={"Cookie": cookie},
-            timeout=30,
-            allow_redirects=False,
-        )
-        if check.status_code != 200:
-            raise RuntimeError(f"gunicorn answered {path} with {check.status_code}, not 200")
-        result = wrk(f"{server.base_url}{path}", seconds=seconds, cookie=cookie)
-        note = f"{result['requests']} requests in {seconds:g} s, 8 connections"
-        if result["non_2xx"]:
-            note += f"; {result['non_2xx']} non-2xx/3xx responses"
-        if result["socket_errors"]:
-            note += f"; {result['socket_errors']}"
-        figures.append(
-            figure(
-                SECTION,
-                names[0][0],
-                result["rps"],
-                "req/s",
-                reference=ceiling["rps"],
-                reference_label="/healthz",
-                note=note,
-            )
-        )
-        figures.append(
-            figure(
-                SECTION,
-                names[1][0],
-                result["p99_ms"],
-                "ms",
-                reference=ceiling["p99_ms"],
-                reference_label="/healthz",
-            )
-        )
+        try:
+            figures += _page(ctx, server, path, url_name, names, ceiling)
+        except Exception as exc:
+            ctx.error(exc)
+            figures += [not_available(SECTION, n, u, f"error: {exc}"[:100]) for n, u, _ in names]
     return figures
+
+
+def _page(ctx, server, path: str, url_name: str, names, ceiling) -> list[Figure]:
+    seconds = ctx.config.wrk_seconds
+    cookie = ctx.session_cookie(ctx.lanes[0].user if url_name == "trunks:create" else ctx.root)
+    check = requests.get(
+        f"{server.base_url}{path}", headers={"Cookie": cookie}, timeout=30, allow_redirects=False
+    )
+    if check.status_code != 200:
+        raise RuntimeError(f"gunicorn answered {path} with {check.status_code}, not 200")
+    result = wrk(f"{server.base_url}{path}", seconds=seconds, cookie=cookie)
+    note = f"{result['requests']} requests in {seconds:g} s, 8 connections"
+    if result["non_2xx"]:
+        note += f"; {result['non_2xx']} non-2xx/3xx responses"
+    if result["socket_errors"]:
+        note += f"; {result['socket_errors']}"
+    return [
+        figure(
+            SECTION,
+            names[0][0],
+            result["rps"],
+            "req/s",
+            reference=ceiling["rps"],
+            reference_label="/healthz",
+            note=note,
+        ),
+        figure(
+            SECTION,
+            names[1][0],
+            result["p99_ms"],
+            "ms",
+            reference=ceiling["p99_ms"],
+            reference_label="/healthz",
+        ),
+    ]
