@@ -138,11 +138,10 @@ def describe_stack(db) -> dict[str, str]:
     from django.db import connection
 
     with connection.cursor():
-        version = (
-            ".".join(str(p) for p in connection.Database.sqlite_version_info)
-            if connection.vendor == "sqlite"
-            else str(connection.pg_version)
-        )
+        if connection.vendor == "sqlite":
+            version = ".".join(str(p) for p in connection.Database.sqlite_version_info)
+        else:
+            version = f"{connection.pg_version // 10000}.{connection.pg_version % 100}"
     cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
     return {
         "database": f"{connection.vendor} {version}",
@@ -169,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     errors = 0
     started = time.monotonic()
+    load_before = os.getloadavg()
     ctx = None
     try:
         db.create()
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": config.repeats,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - started, 1),
+        "load_average_before": " ".join(f"{x:.2f}" for x in load_before),
+        "load_average_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "command": " ".join(["python -m tests.bench", *(sys.argv[1:] if argv is None else argv)]),
         **machine(),
         **stack,
@@ -218,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"make bench ({config.mode}: {config.audit_rows:,} audit records, median of {config.repeats} "
         f"repeats) on {meta['database']}, cache {meta['cache']}, CONN_MAX_AGE={meta['conn_max_age']}; "
-        f"{meta['nproc']} CPU {meta['cpu']}, {meta['memory']}; {meta['duration_s']} s\n"
+        f"{meta['nproc']} CPU {meta['cpu']}, {meta['memory']}; {meta['duration_s']} s; "
+        f"load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after\n"
     )
     print(render_table(figures, header))
     write_json(config.json_path, figures, meta)
