@@ -39,7 +39,7 @@ def worker(ctx, *args: str) -> dict:
 def run(ctx) -> list[Figure]:
     url = url_for("audit:export-csv", "audit CSV export")
     rows = ctx.audit_records()
-    runs = 1 if rows >= 200_000 else 3
+    runs = ctx.config.export_runs
     portal = [worker(ctx, "portal", url, ctx.root.username) for _ in range(runs)]
     reference = [worker(ctx, "reference") for _ in range(runs)]
     exported = portal[0]["rows"]

@@ -26,6 +26,7 @@ class Config:
     wrk_seconds: float
     budget_seconds: float
     budget_staff: int = 10
+    export_runs: int = 3  # each export (and its reference) runs this many times, in fresh processes
     keep_db: bool = False
     db_name: str | None = None
     json_path: Path = environment.BASE_DIR / "bench-results.json"
@@ -57,6 +58,7 @@ MODES = {
         audit_repeats=3,
         wrk_seconds=1,
         budget_seconds=4,
+        export_runs=1,
         budget_staff=3,
     ),
 }

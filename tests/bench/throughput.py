@@ -83,6 +83,10 @@ def run(ctx) -> list[Figure]:
             continue
         try:
             figures += _page(ctx, server, path, url_name, names, ceiling)
+        except FeatureMissing as missing:
+            figures += [
+                not_available(SECTION, n, u, f"feature missing: {missing}") for n, u, _ in names
+            ]
         except Exception as exc:
             ctx.error(exc)
             figures += [not_available(SECTION, n, u, f"error: {exc}"[:100]) for n, u, _ in names]
