@@ -511,8 +511,10 @@ class CrazytelClient:
 
     def verified_numbers(self) -> list[VerifiedNumber]:
         """The account's verified numbers (caller ID and SMS sender candidates), normalised."""
-        data, request_id = self._call("GET", "/account/verified-cli/", retry_unreachable=True)
-        return _parse_verified_numbers(data, request_id)
+        data, request_id, status = self._call(
+            "GET", "/account/verified-cli/", retry_unreachable=True
+        )
+        return _parse_verified_numbers(data, request_id, status)
 
     @sensitive_variables()
     def create_sip_trunk(self, payload: dict) -> CreatedTrunk:
@@ -522,18 +524,18 @@ class CrazytelClient:
         password = body.get("password")
         secrets = (password,) if isinstance(password, str) else ()
         try:
-            data, request_id = self._call(
+            data, request_id, status = self._call(
                 "POST", "/sip-trunks/", body=body, secrets=secrets, retry_unreachable=False
             )
         except NumberRejected as exc:
             _attribute_numbers(exc, body)
             raise
-        return _parse_created_trunk(data, request_id, (*secrets, self._api_key))
+        return _parse_created_trunk(data, request_id, status, (*secrets, self._api_key))
 
     def balance(self) -> Balance:
         """The account code and balance: a cheap, read-only connection check."""
-        data, request_id = self._call("GET", "/balance/", retry_unreachable=True)
-        return _parse_balance(data, request_id)
+        data, request_id, status = self._call("GET", "/balance/", retry_unreachable=True)
+        return _parse_balance(data, request_id, status)
 
     # -- transport --
 
@@ -546,7 +548,7 @@ class CrazytelClient:
         body: dict | None = None,
         secrets: tuple[str, ...] = (),
         retry_unreachable: bool,
-    ) -> tuple[Any, str]:
+    ) -> tuple[Any, str, int]:
         secrets = (*secrets, self._api_key)
         if retry_unreachable:
             try:
@@ -560,7 +562,7 @@ class CrazytelClient:
     @sensitive_variables()
     def _send(
         self, method: str, path: str, *, body: dict | None, secrets: tuple[str, ...]
-    ) -> tuple[Any, str]:
+    ) -> tuple[Any, str, int]:
         request_id = uuid.uuid4().hex
         url = f"{self.base_url}{path}"
         log_path = urlsplit(url).path or path
@@ -665,7 +667,7 @@ class CrazytelClient:
             raise error
         text = _redact(text, secrets)
         if 200 <= status < 300:
-            return _parse_json_body(text, status, content_type, request_id), request_id
+            return _parse_json_body(text, status, content_type, request_id), request_id, status
         raise _status_error(status, text, content_type, retry_after_header, location, request_id)
 
     def _read_body(self, response: requests.Response, started: float) -> str:
@@ -853,13 +855,13 @@ def _unwrap_list(data: Any, depth: int = 0) -> list | None:
     return None
 
 
-def _parse_verified_numbers(data: Any, request_id: str) -> list[VerifiedNumber]:
+def _parse_verified_numbers(data: Any, request_id: str, status: int) -> list[VerifiedNumber]:
     items = _unwrap_list(data)
     if items is None:
         raise UpstreamError(
             "Crazytel's list of verified numbers came in a shape the portal does not know "
             f"({_describe(data)}).",
-            status=200,
+            status=status,
             request_id=request_id,
         )
     numbers: list[VerifiedNumber] = []
@@ -881,7 +883,7 @@ def _parse_verified_numbers(data: Any, request_id: str) -> list[VerifiedNumber]:
             raise UpstreamError(
                 f"Crazytel's list of verified numbers holds an entry the portal cannot read "
                 f"(item {index + 1}: {_describe(item)}).",
-                status=200,
+                status=status,
                 request_id=request_id,
             )
         if number not in seen:
@@ -918,7 +920,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _parse_created_trunk(data: Any, request_id: str, secrets: tuple[str, ...]) -> CreatedTrunk:
+def _parse_created_trunk(
+    data: Any, request_id: str, status: int, secrets: tuple[str, ...]
+) -> CreatedTrunk:
     kept = _json_safe(strip_secrets(data, secrets))
     trunk = data
     if isinstance(data, dict) and "username" not in data:
@@ -930,7 +934,7 @@ def _parse_created_trunk(data: Any, request_id: str, secrets: tuple[str, ...]) -
         raise UpstreamError(
             f"Crazytel answered the create with {_describe(data)} instead of a trunk object. "
             "The trunk may have been created: check the Crazytel account before trying again.",
-            status=200,
+            status=status,
             request_id=request_id,
         )
     username = trunk.get("username")
@@ -939,7 +943,7 @@ def _parse_created_trunk(data: Any, request_id: str, secrets: tuple[str, ...]) -
         raise UpstreamError(
             f"Crazytel's answer to the create has no valid trunk username (CT + 6 digits){shown}. "
             "The trunk may have been created: check the Crazytel account before trying again.",
-            status=200,
+            status=status,
             request_id=request_id,
         )
     trunk_id = next((str(trunk[k]) for k in TRUNK_ID_KEYS if trunk.get(k) not in (None, "")), None)
@@ -950,7 +954,7 @@ def _parse_created_trunk(data: Any, request_id: str, secrets: tuple[str, ...]) -
     )
 
 
-def _parse_balance(data: Any, request_id: str) -> Balance:
+def _parse_balance(data: Any, request_id: str, status: int) -> Balance:
     obj = data
     if isinstance(data, dict) and "balance" not in data:
         obj = next((data[k] for k in OBJECT_WRAPPER_KEYS if isinstance(data.get(k), dict)), data)
@@ -967,7 +971,7 @@ def _parse_balance(data: Any, request_id: str) -> Balance:
     if amount is None or isinstance(code, bool) or not isinstance(code, (str, int)) or code == "":
         raise UpstreamError(
             f"Crazytel's balance answer lacks an account code or a balance ({_describe(data)}).",
-            status=200,
+            status=status,
             request_id=request_id,
         )
     return Balance(account_code=str(code), balance=amount)
