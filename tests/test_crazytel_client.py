@@ -710,7 +710,7 @@ def _every_error(mocked, client):
 
 def test_no_secret_in_any_log_record_or_error_through_success_and_failure(mocked, client, caplog):
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     errors = _every_error(mocked, client)
     assert len(errors) == 10
     assert {type(e) for e in errors} >= {

@@ -364,7 +364,7 @@ def test_a_closed_port_is_unreachable():
 def test_no_secret_in_any_log_record_through_full_cycles(target, caplog):
     caplog.set_level(logging.DEBUG)
     for name in ("urllib3", "django", "django.server", "django.request", "trunks"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+        caplog.set_level(logging.DEBUG, logger=name)
     client = target.client()
     errors = []
     client.verified_numbers()
@@ -410,3 +410,66 @@ def test_no_secret_in_any_log_record_through_full_cycles(target, caplog):
     for error in errors:
         for text in (str(error), repr(error), repr(error.field_errors)):
             assert KEY not in text and PASSWORD not in text and "weakpass1" not in text
+
+
+# --- The drop fault under gunicorn (live_server and runserver are wsgiref) --------------------------
+
+
+def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'gunicorn.sqlite3'}",
+        "CACHE_URL": "locmemcache://gunicorn",
+        "SANDBOX_ENABLED": "true",
+        "DEBUG": "true",
+        "SECURE_SSL_REDIRECT": "false",
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=root, env=env, check=True)
+    setup = (
+        "from trunks.sandbox.services import *;"
+        f"a = sandbox_account_ensure(name='G', api_key='{KEY}');"
+        "sandbox_faults_set(account=a, drop_connection=True, fault_remaining=1)"
+    )
+    subprocess.run(
+        [*manage, "shell", "-c", setup], cwd=root, env=env, check=True, capture_output=True
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = CrazytelClient(
+            base_url=f"http://127.0.0.1:{port}/sandbox/api/v1", api_key=KEY, read_timeout=5
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("gunicorn did not start") from None
+                time.sleep(0.2)
+        numbers = client.verified_numbers()  # not a create: the fault is for creates
+        body = {"password": PASSWORD, "caller_id_number": numbers[0].number}
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown, match="lost"):
+            client.create_sip_trunk(body)
+        assert time.monotonic() - started < 5  # dropped, not left to time out
+        assert re.fullmatch(r"CT\d{6}", client.create_sip_trunk(body).username)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -589,3 +589,19 @@ def test_admin_action_clears_faults(client, root, sandbox_account):
     assert response.status_code == 302
     sandbox_account.refresh_from_db()
     assert not sandbox_account.drop_connection
+
+
+def test_the_management_command_ensures_an_account_and_prints_its_key(db, monkeypatch):
+    import io
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("piped-key-1234567\n"))
+    out = io.StringIO()
+    call_command("sandbox_account", "Demo", "--api-key-stdin", stdout=out)
+    account = SandboxAccount.objects.get(name="Demo")
+    assert account.api_key == "piped-key-1234567"
+    assert "API key: piped-key-1234567" in out.getvalue()
+    assert account.verified_numbers[0]["number"] in out.getvalue()
+    call_command("sandbox_account", "Demo", stdout=io.StringIO())
+    assert SandboxAccount.objects.get(name="Demo").api_key == "piped-key-1234567"
