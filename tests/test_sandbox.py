@@ -556,7 +556,7 @@ def test_admin_refuses_badly_shaped_numbers(client, root, sandbox_account):
     url = f"/admin/sandbox/sandboxaccount/{sandbox_account.pk}/change/"
     form = {
         "name": sandbox_account.name,
-        "api_key": sandbox_account.api_key,
+        "new_api_key": "",
         "account_code": sandbox_account.account_code,
         "balance": "10.00",
         "verified_numbers": '[{"number": "not-a-number"}]',
@@ -577,6 +577,44 @@ def test_admin_refuses_badly_shaped_numbers(client, root, sandbox_account):
     sandbox_account.refresh_from_db()
     assert sandbox_account.verified_numbers == [{"number": "61298765432", "label": "Office"}]
     assert sandbox_account.forced_status == 503
+    assert sandbox_account.api_key == SANDBOX_KEY  # left empty: kept
+    form["new_api_key"] = "replacement-key-0001"
+    assert client.post(url, form).status_code == 302
+    sandbox_account.refresh_from_db()
+    assert sandbox_account.api_key == "replacement-key-0001"
+
+
+def test_admin_never_shows_a_sandbox_key(client, root, sandbox_account):
+    client.force_login(root)
+    for url in (
+        "/admin/sandbox/sandboxaccount/",
+        f"/admin/sandbox/sandboxaccount/{sandbox_account.pk}/change/",
+    ):
+        html = client.get(url).content.decode()
+        assert SANDBOX_KEY not in html
+        assert "••••cdef" in html
+
+
+def test_admin_adds_an_account_with_a_typed_key(client, root):
+    client.force_login(root)
+    form = {
+        "name": "Typed",
+        "new_api_key": "",
+        "account_code": "1234567",
+        "balance": "5.00",
+        "verified_numbers": "[]",
+        "numbers_shape": "objects",
+        "rate_limit_per_minute": "60",
+        "fault_scope": "create",
+        "latency_ms": "0",
+        "trunks-TOTAL_FORMS": "0",
+        "trunks-INITIAL_FORMS": "0",
+    }
+    response = client.post("/admin/sandbox/sandboxaccount/add/", form)
+    assert response.status_code == 200 and not SandboxAccount.objects.exists()
+    form["new_api_key"] = "typed-key-123456"
+    assert client.post("/admin/sandbox/sandboxaccount/add/", form).status_code == 302
+    assert SandboxAccount.objects.get(name="Typed").api_key == "typed-key-123456"
 
 
 def test_admin_action_clears_faults(client, root, sandbox_account):
@@ -601,7 +639,12 @@ def test_the_management_command_ensures_an_account_and_prints_its_key(db, monkey
     call_command("sandbox_account", "Demo", "--api-key-stdin", stdout=out)
     account = SandboxAccount.objects.get(name="Demo")
     assert account.api_key == "piped-key-1234567"
-    assert "API key: piped-key-1234567" in out.getvalue()
+    assert "piped-key-1234567" not in out.getvalue()
+    assert "API key: ••••4567" in out.getvalue()
     assert account.verified_numbers[0]["number"] in out.getvalue()
     call_command("sandbox_account", "Demo", stdout=io.StringIO())
     assert SandboxAccount.objects.get(name="Demo").api_key == "piped-key-1234567"
+    # A key the command makes up is shown, once, since nobody could learn it otherwise.
+    out = io.StringIO()
+    call_command("sandbox_account", "Fresh", stdout=out)
+    assert f"(shown once): {SandboxAccount.objects.get(name='Fresh').api_key}" in out.getvalue()

@@ -148,6 +148,10 @@ class SandboxAccount(models.Model):
         return self.name
 
     @property
+    def api_key_masked(self) -> str:
+        return f"••••{self.api_key[-4:]}" if self.api_key else ""
+
+    @property
     def has_faults(self) -> bool:
         return bool(
             self.latency_ms

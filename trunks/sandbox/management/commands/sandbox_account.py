@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = (
         "Create or refresh the sandbox account NAME with Australian verified numbers. The key comes "
         "from --api-key-stdin or SANDBOX_API_KEY, else stays as it is (a new account gets a random "
-        "one); it is printed, since a sandbox key opens nothing real."
+        "one, printed this once)."
     )
 
     def add_arguments(self, parser):
@@ -27,6 +27,9 @@ class Command(BaseCommand):
         api_key = (
             sys.stdin.readline().strip() if api_key_stdin else os.environ.get("SANDBOX_API_KEY")
         )
+        from trunks.sandbox.models import SandboxAccount
+
+        is_new = not SandboxAccount.objects.filter(name=name).exists()
         try:
             account = sandbox_account_ensure(name=name, api_key=api_key or None)
         except ValueError as exc:
@@ -34,6 +37,10 @@ class Command(BaseCommand):
         if clear_faults:
             sandbox_faults_clear(account=account)
         self.stdout.write(f"Sandbox account '{account.name}' (account code {account.account_code})")
-        self.stdout.write(f"API key: {account.api_key}")
+        if is_new and not api_key:
+            # Generated here: this is the only time anyone can learn it.
+            self.stdout.write(f"API key (shown once): {account.api_key}")
+        else:
+            self.stdout.write(f"API key: {account.api_key_masked}")
         for item in account.verified_numbers:
             self.stdout.write(f"  {item['number']}  {item.get('label', '')}")
