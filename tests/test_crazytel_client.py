@@ -763,3 +763,22 @@ def test_an_unexpected_error_deep_in_requests_still_hides_the_secrets(mocked, cl
         text = _report_text(settings, sys.exc_info())
     assert "requests" in text and "unexpected" in text
     assert KEY not in text and PASSWORD not in text
+
+
+def test_the_shared_session_never_keeps_a_cookie_for_the_next_tenant(mocked):
+    # One pooled session serves every tenant: a cookie set for one must not reach another.
+    from trunks.crazytel import shared_session
+
+    mocked.get(
+        BALANCE_URL,
+        json={"account_code": "1", "balance": 1},
+        headers={"Set-Cookie": "sid=abc; Path=/"},
+    )
+    first = CrazytelClient(base_url=BASE, api_key=KEY)
+    second = CrazytelClient(base_url=BASE, api_key="ctk_other_tenant_key_000")
+    assert first.session is second.session is shared_session()
+    first.balance()
+    second.balance()
+    assert "Cookie" not in mocked.calls[1].request.headers
+    assert mocked.calls[1].request.headers["x-crazytel-api-key"] == "ctk_other_tenant_key_000"
+    assert len(shared_session().cookies) == 0
