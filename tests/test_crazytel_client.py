@@ -626,6 +626,7 @@ def test_when_the_limiter_refuses_nothing_is_sent(mocked):
     with pytest.raises(RateLimited) as info:
         client.create_sip_trunk(PAYLOAD)
     assert info.value.retry_after == 7.0
+    assert info.value.status is None  # Crazytel was not asked
     assert "7 seconds" in info.value.message
     assert len(mocked.calls) == 0
 

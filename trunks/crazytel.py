@@ -146,7 +146,7 @@ class RateLimited(CrazytelError):
                 "Crazytel is busy (too many requests). "
                 f"Try again in {max(1, round(retry_after))} seconds."
             )
-        kwargs.setdefault("status", 429)
+        # status stays None when the portal's own limiter refused before asking Crazytel.
         super().__init__(message, **kwargs)
 
 
