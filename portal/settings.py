@@ -212,6 +212,18 @@ CRAZYTEL_SIP_REGISTRAR = env.str("CRAZYTEL_SIP_REGISTRAR", default="")
 CRAZYTEL_NUMBERS_CACHE_TTL = env.int("CRAZYTEL_NUMBERS_CACHE_TTL", default=300)
 # Crazytel allows 60 requests/minute per key; keep a little headroom.
 CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", default=55)
+# The window those requests are counted in (seconds; tests shorten it), and how long a request may
+# wait for a token before the person is told when to retry.
+CRAZYTEL_RATE_LIMIT_WINDOW = env.float("CRAZYTEL_RATE_LIMIT_WINDOW", default=60.0)
+CRAZYTEL_RATE_LIMIT_MAX_WAIT = env.float("CRAZYTEL_RATE_LIMIT_MAX_WAIT", default=1.0)
+# After a 429: honour Retry-After up to this many seconds; without one, back off exponentially
+# (base, cap; with jitter).
+CRAZYTEL_RETRY_AFTER_MAX = env.float("CRAZYTEL_RETRY_AFTER_MAX", default=600.0)
+CRAZYTEL_BACKOFF_BASE = env.float("CRAZYTEL_BACKOFF_BASE", default=2.0)
+CRAZYTEL_BACKOFF_MAX = env.float("CRAZYTEL_BACKOFF_MAX", default=60.0)
+# Circuit breaker: after this many consecutive 5xx from Crazytel, no calls for the cool-off.
+CRAZYTEL_BREAKER_THRESHOLD = env.int("CRAZYTEL_BREAKER_THRESHOLD", default=5)
+CRAZYTEL_BREAKER_COOLOFF = env.float("CRAZYTEL_BREAKER_COOLOFF", default=30.0)
 
 # Fernet keys for the tenants' API keys at rest, newest first, comma-separated.
 CREDENTIALS_ENCRYPTION_KEYS = [
