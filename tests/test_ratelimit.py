@@ -126,6 +126,7 @@ def test_it_grants_the_budget_then_says_when_to_retry(backend, api_key):
     with pytest.raises(_rate_limited()) as caught:
         lim.acquire()
     assert 55 <= caught.value.retry_after <= 60
+    assert caught.value.status is None  # Nothing was sent: no upstream status.
     assert "try again in" in caught.value.message
     assert "Nothing was sent" in caught.value.message
 

@@ -55,16 +55,20 @@ class _RateLimitedShim(Exception):
     category = "rate_limited"
     status = None
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None, status=None):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.status = status
         self.field_errors: dict[str, list[str]] = {}
 
 
 def rate_limited_error(message: str, *, retry_after: float) -> Exception:
-    """The RateLimited error a caller catches; `retry_after` in whole seconds, at least 1."""
-    return _rate_limited_class()(message, retry_after=retry_after)
+    """The RateLimited error a caller catches; `retry_after` in whole seconds, at least 1.
+
+    status is None: nothing was sent, so there is no upstream status to record.
+    """
+    return _rate_limited_class()(message, retry_after=retry_after, status=None)
 
 
 def _seconds(value: float) -> int:
