@@ -28,6 +28,8 @@ from trunks.ratelimit import (
     retry_after_parse,
 )
 
+from .ratelimit_worker import hammer
+
 REDIS_URL = os.environ.get("RATELIMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
 
 
@@ -186,6 +188,7 @@ def test_a_token_returns_exactly_one_window_after_it_was_spent(backend, api_key)
 
 
 def test_the_default_limiter_uses_the_settings(db, api_key, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE = 2
     settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT = 0
     lim = rate_limiter_for(api_key)
@@ -399,39 +402,28 @@ PROCESSES = 4
 CLOCK_SLACK = 0.05
 
 
-def _hammer(kind, api_key, stop_at, results):
-    if kind == "redis":
-        backend = RedisBackend(redis.Redis.from_url(REDIS_URL))
-    else:
-        backend = DatabaseBackend()
-    lim = RateLimiter(
-        api_key=api_key, backend=backend, per_window=BUDGET, window=WINDOW, max_wait=0.5
-    )
-    error = ratelimit._rate_limited_class()
-    granted = []
-    refused = 0
-    while time.time() < stop_at:
-        try:
-            lim.acquire()
-        except error:
-            refused += 1
-            continue
-        granted.append(time.time())
-    connections.close_all()
-    results.put((granted, refused))
-
-
 def _run_processes(kind, api_key):
-    context = multiprocessing.get_context("fork")
+    # Not a plain fork of this test process: it is multi-threaded (live server, connection pools),
+    # and a forked child could deadlock on a lock another thread held. The fork server is clean.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.ratelimit_worker"])
     results = context.Queue()
-    stop_at = time.time() + RUN_FOR
+    options = {
+        "db_name": connection.settings_dict["NAME"],
+        "redis_url": REDIS_URL,
+        "budget": BUDGET,
+        "window": WINDOW,
+        "run_for": RUN_FOR,
+        "start": context.Barrier(PROCESSES),
+        "results": results,
+    }
     workers = [
-        context.Process(target=_hammer, args=(kind, api_key, stop_at, results))
+        context.Process(target=hammer, args=(kind, api_key), kwargs=options)
         for _ in range(PROCESSES)
     ]
     for worker in workers:
         worker.start()
-    outcomes = [results.get(timeout=RUN_FOR + 30) for _ in workers]
+    outcomes = [results.get(timeout=RUN_FOR + 120) for _ in workers]
     for worker in workers:
         worker.join(timeout=10)
         assert worker.exitcode == 0
