@@ -359,3 +359,9 @@ def test_reauth_is_fresh_ignores_garbage_in_the_session(rf):
     assert not reauth_is_fresh(request)
     request.session = {REAUTH_SESSION_KEY: time.time() + 3600}  # from the future
     assert not reauth_is_fresh(request)
+
+
+def test_the_password_check_page_needs_a_login(client, db):
+    response = client.get(reverse("reauth"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
