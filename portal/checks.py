@@ -60,3 +60,28 @@ def trusted_proxy_check(app_configs=None, **kwargs):
     if not isinstance(count, int) or count < 0:
         return [Error("TRUSTED_PROXY_COUNT must be 0 or a positive number.", id="portal.E003")]
     return []
+
+
+@register()
+def crazytel_rate_limit_check(app_configs=None, **kwargs):
+    """The per-key budget must be positive and within Crazytel's 60 requests a minute."""
+    per_minute = getattr(settings, "CRAZYTEL_RATE_LIMIT_PER_MINUTE", 55)
+    window = getattr(settings, "CRAZYTEL_RATE_LIMIT_WINDOW", 60.0)
+    if not isinstance(per_minute, int) or per_minute < 1 or window <= 0:
+        return [
+            Error(
+                "CRAZYTEL_RATE_LIMIT_PER_MINUTE must be at least 1 and CRAZYTEL_RATE_LIMIT_WINDOW "
+                "more than 0.",
+                id="portal.E004",
+            )
+        ]
+    if per_minute * 60 / window > 60:
+        return [
+            Warning(
+                f"The rate limit allows {per_minute} requests per {window:g} s, more than "
+                "Crazytel's 60 a minute: Crazytel will answer 429.",
+                hint="Keep a little headroom, e.g. CRAZYTEL_RATE_LIMIT_PER_MINUTE=55.",
+                id="portal.W003",
+            )
+        ]
+    return []

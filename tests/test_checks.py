@@ -77,3 +77,28 @@ def test_manage_py_check_refuses_to_start_with_the_secret_key_as_encryption_key(
     assert done.returncode != 0
     assert "portal.E001" in done.stderr
     assert secret not in done.stderr + done.stdout
+
+
+def test_the_default_rate_limit_passes():
+    from portal.checks import crazytel_rate_limit_check
+
+    assert crazytel_rate_limit_check() == []
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "window", "expected"),
+    [
+        (61, 60.0, "portal.W003"),
+        (55, 30.0, "portal.W003"),
+        (0, 60.0, "portal.E004"),
+        (55, 0.0, "portal.E004"),
+    ],
+)
+def test_a_rate_limit_beyond_crazytels_or_nonsense_is_flagged(
+    settings, per_minute, window, expected
+):
+    from portal.checks import crazytel_rate_limit_check
+
+    settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE = per_minute
+    settings.CRAZYTEL_RATE_LIMIT_WINDOW = window
+    assert ids(crazytel_rate_limit_check()) == [expected]
