@@ -24,7 +24,10 @@ def portal_export(url: str, username: str) -> dict:
     from django.test import Client
 
     client = Client()
-    client.force_login(get_user_model().objects.get(username=username))
+    client.force_login(
+        get_user_model().objects.get(username=username),
+        backend="django.contrib.auth.backends.ModelBackend",
+    )
     baseline = peak_rss_mb()
     started = time.perf_counter()
     response = client.get(url)

@@ -76,7 +76,7 @@ def logged_in_client(user, *, enforce_csrf: bool = True):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=enforce_csrf)
-    client.force_login(user)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     return client
 
 
