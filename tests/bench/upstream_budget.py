@@ -59,6 +59,7 @@ class Staff(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.url, self.deadline = client, url, deadline
         self.views = self.posts = self.created = self.refused = self.failed = 0
+        self.without_numbers = 0
         self.error: BaseException | None = None
 
     def run(self):
@@ -74,8 +75,14 @@ class Staff(threading.Thread):
                     self.failed += 1
                     continue
                 form = trunk_form_fields(response.content.decode())
-                data = trunk_post_data(form, trunk_payload(form))
-                result = portal_post(self, self.url, data)
+                try:
+                    payload = trunk_payload(form)
+                except RuntimeError:
+                    # The form could not list numbers (e.g. Crazytel busy): a person would wait.
+                    self.without_numbers += 1
+                    time.sleep(1)
+                    continue
+                result = portal_post(self.client, self.url, trunk_post_data(form, payload))
                 self.posts += 1
                 body = result.content.decode(errors="replace")
                 if result.status_code >= 500:
@@ -137,6 +144,7 @@ def run(ctx) -> list[Figure]:
     created = sum(s.created for s in staff)
     refused = sum(s.refused for s in staff)
     failed = sum(s.failed for s in staff)
+    without_numbers = sum(s.without_numbers for s in staff)
     window = min(60.0, elapsed)
     demand = posts / elapsed * window  # create POSTs the portal received per window, on average
     return [
@@ -151,7 +159,7 @@ def run(ctx) -> list[Figure]:
             note=(
                 f"{len(staff)} staff, {elapsed:.0f} s: {posts} create POSTs → {creates_upstream} creates and "
                 f"{numbers_calls} number lists upstream; {created} trunks made, {refused} told to "
-                f"wait, {failed} server errors"
+                f"wait, {failed} server errors, {without_numbers} forms without numbers"
                 + (
                     ""
                     if elapsed >= 60
