@@ -121,15 +121,19 @@ _TRANSACTION_CONTROL = re.compile(
 )
 
 
-def queries_during(fn) -> int:
+def queries_during(fn, *, with_time: bool = False):
     """SQL statements `fn` runs, transaction control (BEGIN, COMMIT, savepoints) not counted: SQLite
-    shows its BEGIN IMMEDIATE where PostgreSQL's driver hides it, and neither is a query."""
+    shows its BEGIN IMMEDIATE where PostgreSQL's driver hides it, and neither is a query. With
+    `with_time`, also the milliseconds spent in all statements, commits included."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
         fn()
-    return sum(1 for q in captured.captured_queries if not _TRANSACTION_CONTROL.match(q["sql"]))
+    count = sum(1 for q in captured.captured_queries if not _TRANSACTION_CONTROL.match(q["sql"]))
+    if with_time:
+        return count, sum(float(q["time"]) for q in captured.captured_queries) * 1000
+    return count
 
 
 # --- Reading the portal's pages ------------------------------------------------------------------
