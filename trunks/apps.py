@@ -6,3 +6,6 @@ class TrunksConfig(AppConfig):
 
     name = "trunks"
     verbose_name = "Crazytel trunks"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)
