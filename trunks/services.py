@@ -80,7 +80,7 @@ def _via(actor) -> dict:
     return {"via": "command line"} if actor is COMMAND_LINE else {}
 
 
-def _clean_name(name: str) -> str:
+def tenant_name_clean(name: str) -> str:
     name = " ".join((name or "").split())
     if not name:
         raise InvalidInput("Enter the tenant's name.", field="name")
@@ -89,7 +89,7 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _clean_slug(slug: str) -> str:
+def tenant_slug_clean(slug: str) -> str:
     slug = (slug or "").strip().lower()
     try:
         validate_slug(slug)
@@ -107,7 +107,7 @@ def _clean_slug(slug: str) -> str:
     return slug
 
 
-def _clean_base_url(base_url: str) -> str:
+def tenant_base_url_clean(base_url: str) -> str:
     base_url = (base_url or "").strip()
     if not base_url:
         return ""
@@ -140,7 +140,11 @@ def tenant_create(
 ) -> Tenant:
     """Create a tenant (portal administrators only). Its API key is set separately."""
     _require_superuser(actor, action="create tenants")
-    name, slug, base_url = _clean_name(name), _clean_slug(slug), _clean_base_url(base_url)
+    name, slug, base_url = (
+        tenant_name_clean(name),
+        tenant_slug_clean(slug),
+        tenant_base_url_clean(base_url),
+    )
     _check_unique(name=name, slug=slug)
     try:
         with transaction.atomic():
@@ -186,9 +190,11 @@ def tenant_update(
     with transaction.atomic():
         current = Tenant.objects.select_for_update().get(pk=tenant.pk)
         wanted = {
-            "name": _clean_name(name) if name is not None else current.name,
-            "slug": _clean_slug(slug) if slug is not None else current.slug,
-            "base_url": _clean_base_url(base_url) if base_url is not None else current.base_url,
+            "name": tenant_name_clean(name) if name is not None else current.name,
+            "slug": tenant_slug_clean(slug) if slug is not None else current.slug,
+            "base_url": tenant_base_url_clean(base_url)
+            if base_url is not None
+            else current.base_url,
             "is_active": bool(is_active) if is_active is not None else current.is_active,
         }
         changes = {
@@ -227,7 +233,7 @@ def tenant_set_active(
     return tenant_update(actor=actor, tenant=tenant, is_active=is_active, request=request)
 
 
-def _clean_api_key(api_key: str) -> str:
+def api_key_clean(api_key: str) -> str:
     api_key = (api_key or "").strip()
     if not api_key:
         raise InvalidInput("Enter the API key.", field="api_key")
@@ -260,7 +266,7 @@ def tenant_credential_set(
     before replacing a key; the audit log records key_set or key_replaced, never the key.
     """
     _require_tenant_admin(actor, tenant=tenant)
-    api_key = _clean_api_key(api_key)
+    api_key = api_key_clean(api_key)
     with transaction.atomic():
         current = Tenant.objects.select_for_update().get(pk=tenant.pk)
         replacing = current.has_api_key
@@ -573,3 +579,13 @@ def member_remove(
             request=request,
             data={"username": username, "role": role, **_via(actor)},
         )
+
+
+def user_password_set(*, user, password: str) -> None:
+    """Set a user's password after checking it against the password rules (command line only)."""
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="password") from None
+    user.set_password(password)
+    user.save(update_fields=["password"])
