@@ -1,4 +1,4 @@
-"""Who may open what: every role × every page × own and other tenant, and nothing leaks.
+"""Who may open what: every role x every page x own and other tenant, and nothing leaks.
 
 To add a page (e.g. /trunks/new/ or /audit/), append a `Page` to PAGES: its path may use {slug}
 (the target tenant) and {member} (a membership of the target tenant); `access` says who may open it:
@@ -67,9 +67,7 @@ PAGES = [
     Page("tenant-test", "post", "/tenants/{slug}/test/", tenant_role(Role.ADMIN)),
     Page("tenant-test-htmx", "post", "/tenants/{slug}/test/", tenant_role(Role.ADMIN), htmx=True),
     Page("member-add", "post", "/tenants/{slug}/members/", tenant_role(Role.ADMIN), data={}),
-    Page(
-        "member-add-htmx", "post", "/tenants/{slug}/members/", tenant_role(Role.ADMIN), htmx=True
-    ),
+    Page("member-add-htmx", "post", "/tenants/{slug}/members/", tenant_role(Role.ADMIN), htmx=True),
     Page(
         "member-role",
         "post",
@@ -231,7 +229,6 @@ def test_another_tenants_member_answers_404_under_your_own_tenant(client, world)
 
 
 def test_the_raw_column_never_holds_the_plaintext_key(world):
-    _, tenants = world
     with connection.cursor() as cursor:
         cursor.execute("SELECT slug, api_key_ciphertext, api_key_last4 FROM trunks_tenant")
         rows = cursor.fetchall()
