@@ -68,3 +68,12 @@ def root(db):
     user.is_staff = True
     user.save()
     return user
+
+
+@pytest.fixture
+def fast_password_hasher(settings):
+    """Opt in (pytestmark = pytest.mark.usefixtures(...)) where many users are made: MD5 is fast.
+
+    Autouse fixtures run before the user fixtures, so put it in `usefixtures` at module level.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -93,10 +93,8 @@ PAGES = [
 ACTORS = ["anonymous", "alice", "mallory", "adam", "bob", "charlie", "root"]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # Hundreds of users are made here; the real hasher would make this matrix crawl.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Hundreds of users are made here; the real hasher would make this matrix crawl.
+pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
 
 @pytest.fixture
