@@ -83,7 +83,8 @@ def test_a_rejected_key_marks_the_connection_failing_until_a_test_passes(
         ({"status": 500, "body": "<html><h1>Internal Server Error</h1></html>"}, "upstream"),
         ({"status": 200, "body": "not json"}, "upstream"),
         ({"status": 429, "json": {"detail": "Too many requests"}}, "rate_limited"),
-        ({"body": requests.ConnectionError("refused")}, "unreachable"),
+        ({"body": requests.ConnectTimeout("no answer")}, "unreachable"),
+        ({"body": requests.ReadTimeout("lost")}, "unknown"),
     ],
 )
 def test_an_upstream_failure_is_a_clear_message_not_a_crash(
