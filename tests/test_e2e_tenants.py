@@ -10,12 +10,16 @@ from django.conf import settings
 
 from trunks.models import AuditKind, AuditRecord, Membership, Role, Tenant
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls below are still plain sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 KEY = "browser-key-MNOP5678"
+
+
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are still plain
+    # sync. Set per test (not for the process): `check --deploy` refuses this variable.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")

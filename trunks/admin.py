@@ -7,6 +7,8 @@ written to the audit log. The stored ciphertext is never shown: only the masked 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .errors import NotPermitted, PortalError
@@ -120,6 +122,10 @@ class TenantAdmin(admin.ModelAdmin):
         ),
     ]
     inlines = [MembershipInline]
+
+    @method_decorator(sensitive_post_parameters("api_key"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="API key")
     def api_key_masked(self, obj):

@@ -20,6 +20,7 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .audit import audit_event_record
 from .credentials import CredentialError, api_key_encrypt
@@ -233,6 +234,7 @@ def tenant_set_active(
     return tenant_update(actor=actor, tenant=tenant, is_active=is_active, request=request)
 
 
+@sensitive_variables("api_key")
 def api_key_clean(api_key: str) -> str:
     api_key = (api_key or "").strip()
     if not api_key:
@@ -252,6 +254,7 @@ def api_key_clean(api_key: str) -> str:
     return api_key
 
 
+@sensitive_variables("api_key")
 def tenant_credential_set(
     *,
     actor,
@@ -411,6 +414,7 @@ def _clean_role(role: str) -> Role:
         raise InvalidInput("Choose a role: staff, manager or admin.", field="role") from None
 
 
+@sensitive_variables("password", "shown_password")
 def member_add(
     *,
     actor,
@@ -581,6 +585,7 @@ def member_remove(
         )
 
 
+@sensitive_variables("password")
 def user_password_set(*, user, password: str) -> None:
     """Set a user's password after checking it against the password rules (command line only)."""
     try:

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from trunks import services
@@ -146,6 +147,7 @@ def tenant_set_active(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect(_detail_url(tenant))
 
 
+@sensitive_post_parameters("api_key")
 @require_http_methods(["GET", "POST"])
 def tenant_key(request: HttpRequest, slug: str) -> HttpResponse:
     """Set or replace the API key. GET shows the detail page at the key form."""
