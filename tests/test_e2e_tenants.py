@@ -7,6 +7,7 @@ import pytest
 import responses
 from axe_playwright_python.sync_playwright import Axe
 from django.conf import settings
+from playwright.sync_api import sync_playwright
 
 from trunks.models import AuditKind, AuditRecord, Membership, Role, Tenant
 
@@ -15,22 +16,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 KEY = "browser-key-MNOP5678"
 
 
-@pytest.fixture(autouse=True)
-def allow_orm_beside_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are still plain
-    # sync. Set per test (not for the process): `check --deploy` refuses this variable.
+@pytest.fixture
+def browser_page(live_server, monkeypatch):
+    """A Chromium page with its own Playwright, stopped when the test ends.
+
+    Not pytest-playwright's session-wide `page`: its event loop would stay in this thread for the
+    rest of the session and make every later database test fail as "async context". Depends on
+    live_server so the page closes before the live server's database flush.
+    """
+    # While the loop runs, the ORM calls in the test are still plain sync calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    # Debian's Chromium (installed by .ci/run) rather than a downloaded one.
     path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    return (
-        {**browser_type_launch_args, "executable_path": path}
-        if os.path.exists(path)
-        else (browser_type_launch_args)
-    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path if os.path.exists(path) else None)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
 
 
 @pytest.fixture
@@ -53,7 +55,10 @@ def _login(page, live_server, username, password):
     page.get_by_role("button", name=re.compile("log in", re.I)).click()
 
 
-def test_an_admin_sets_up_a_tenant_in_the_browser(page, live_server, root, password, crazytel):
+def test_an_admin_sets_up_a_tenant_in_the_browser(
+    browser_page, live_server, root, password, crazytel
+):
+    page = browser_page
     console_errors = []
     page.on(
         "console",
