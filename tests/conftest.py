@@ -77,3 +77,31 @@ def fast_password_hasher(settings):
     Autouse fixtures run before the user fixtures, so put it in `usefixtures` at module level.
     """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- The Crazytel sandbox (issue 3) ------------------------------------------------------------
+
+SANDBOX_KEY = "ctsbx_test_alpha_0123456789abcdef"
+
+
+@pytest.fixture
+def sandbox_account(db):
+    """A sandbox Crazytel account (key SANDBOX_KEY) with a mix of landlines and 614 mobiles."""
+    from trunks.sandbox.services import sandbox_account_ensure
+
+    return sandbox_account_ensure(name="Alpha sandbox", api_key=SANDBOX_KEY)
+
+
+@pytest.fixture
+def reauth_fresh():
+    """Mark a logged-in test client's session as having just confirmed the password (trunks.reauth)."""
+    import time
+
+    from trunks.reauth import REAUTH_SESSION_KEY
+
+    def mark(client):
+        session = client.session
+        session[REAUTH_SESSION_KEY] = int(time.time())
+        session.save()
+
+    return mark

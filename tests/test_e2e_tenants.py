@@ -79,6 +79,12 @@ def test_an_admin_sets_up_a_tenant_in_the_browser(
     page.wait_for_url(re.compile(r"/tenants/echo/$"))
     assert page.get_by_text("Tenant Echo Voice created.").is_visible()
 
+    # Setting a key needs the password again; then back to the tenant's page.
+    page.get_by_role("link", name="Confirm your password").click()
+    page.get_by_label("Your password").fill(password)
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(re.compile(r"/tenants/echo/$"))
+
     # Key: write-only; htmx swaps the key section and the state card.
     page.get_by_label("Crazytel API key").fill(KEY)
     page.get_by_role("button", name="Save key").click()

@@ -37,8 +37,9 @@ def test_admin_shows_only_the_masked_key(client, root, tenant_a):
     assert "••••4321" in listing and tenant_a.api_key_ciphertext not in listing
 
 
-def test_admin_sets_and_replaces_the_key_through_the_service(client, root, tenant_a):
+def test_admin_sets_and_replaces_the_key_through_the_service(client, root, tenant_a, reauth_fresh):
     client.force_login(root)
+    reauth_fresh(client)
     url = f"/admin/trunks/tenant/{tenant_a.pk}/change/"
     response = client.post(url, _form(tenant_a, api_key=KEY))
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -58,8 +59,9 @@ def test_admin_sets_and_replaces_the_key_through_the_service(client, root, tenan
     assert {AuditKind.KEY_SET, AuditKind.KEY_REPLACED} <= kinds
 
 
-def test_admin_creates_a_tenant_with_an_audit_record(client, root):
+def test_admin_creates_a_tenant_with_an_audit_record(client, root, reauth_fresh):
     client.force_login(root)
+    reauth_fresh(client)
     data = _form(Tenant(name="Foxtrot", slug="foxtrot"), api_key=KEY)
     data["memberships-INITIAL_FORMS"] = "0"
     response = client.post("/admin/trunks/tenant/add/", data)
@@ -108,3 +110,18 @@ def test_admin_memberships_are_audited(client, root, tenant_a, bob):
         AuditKind.MEMBER_ROLE_CHANGED,
         AuditKind.MEMBER_REMOVED,
     ]
+
+
+def test_admin_asks_for_the_password_before_setting_a_key(client, root, tenant_a):
+    client.force_login(root)
+    url = f"/admin/trunks/tenant/{tenant_a.pk}/change/"
+    response = client.post(url, _form(tenant_a, api_key=KEY))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/confirm-password/")
+    tenant_a.refresh_from_db()
+    assert not tenant_a.has_api_key
+    # Other changes need no password.
+    response = client.post(url, _form(tenant_a, name="Alpha Renamed"))
+    assert response.status_code == 302
+    tenant_a.refresh_from_db()
+    assert tenant_a.name == "Alpha Renamed"

@@ -3,14 +3,12 @@
 import io
 
 import pytest
-from cryptography.fernet import Fernet
-from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from trunks.checks import credentials_encryption_keys_check
 from trunks.credentials import api_key_decrypt
 from trunks.models import AuditKind, AuditRecord, Membership, Role, Tenant
+from trunks.sandbox.models import SandboxAccount
 
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
@@ -147,48 +145,11 @@ def test_demo_seed_is_idempotent_and_prints_new_passwords(db):
     for line in second.splitlines()[2:]:
         username, password = line.split()[:2]
         assert Membership.objects.get(user__username=username).user.check_password(password)
+    # The tenant's key is the sandbox account's, stored encrypted like any other.
+    account = SandboxAccount.objects.get(name="Demo team")
+    assert api_key_decrypt(tenant_id=tenant.pk, ciphertext=tenant.api_key_ciphertext) == (
+        account.api_key
+    )
+    assert f"API key ••••{account.api_key[-4:]}" in first
     # The second run recorded nothing new.
-    assert AuditRecord.objects.filter(tenant=tenant).count() == 4
-
-
-# --- The encryption-key system check --------------------------------------------------------------
-
-
-def _ids(errors):
-    return [e.id for e in errors]
-
-
-def test_the_check_passes_with_valid_keys(settings):
-    settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    assert credentials_encryption_keys_check() == []
-
-
-def test_the_check_reports_missing_keys(settings):
-    settings.CREDENTIALS_ENCRYPTION_KEYS = []
-    assert _ids(credentials_encryption_keys_check()) == ["trunks.E001"]
-
-
-def test_the_check_reports_an_invalid_key_without_echoing_it(settings):
-    settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), "not-a-fernet-key"]
-    errors = credentials_encryption_keys_check()
-    assert _ids(errors) == ["trunks.E002"]
-    assert "entry 2 of 2" in errors[0].msg
-    assert "not-a-fernet-key" not in errors[0].msg + errors[0].hint
-
-
-def test_the_check_refuses_the_secret_key_as_encryption_key(settings):
-    key = Fernet.generate_key().decode()
-    settings.SECRET_KEY = key
-    settings.CREDENTIALS_ENCRYPTION_KEYS = [key]
-    assert _ids(credentials_encryption_keys_check()) == ["trunks.E003"]
-
-
-def test_the_check_reports_a_repeated_key(settings):
-    key = Fernet.generate_key().decode()
-    settings.CREDENTIALS_ENCRYPTION_KEYS = [key, key]
-    assert _ids(credentials_encryption_keys_check()) == ["trunks.E004"]
-
-
-def test_the_check_is_registered(settings, db):
-    settings.CREDENTIALS_ENCRYPTION_KEYS = []
-    assert "trunks.E001" in _ids(run_checks())
+    assert AuditRecord.objects.filter(tenant=tenant).count() == 5

@@ -12,8 +12,11 @@ KEY = "portal-key-ABCDEFGH1234"
 HTMX = {"HX-Request": "true"}
 
 
-def test_an_admin_creates_a_tenant_sets_its_key_and_adds_staff_from_the_portal(client, root):
+def test_an_admin_creates_a_tenant_sets_its_key_and_adds_staff_from_the_portal(
+    client, root, reauth_fresh
+):
     client.force_login(root)
+    reauth_fresh(client)
     page = client.get("/tenants/").content.decode()
     assert 'href="/tenants/new/"' in page
 
@@ -38,7 +41,9 @@ def test_an_admin_creates_a_tenant_sets_its_key_and_adds_staff_from_the_portal(c
         response["Cache-Control"].startswith("max-age=0") or "no-store" in response["Cache-Control"]
     )
     password = re.search(r'<code id="new-password">([^<]+)</code>', response.content.decode())[1]
-    assert client.login(username="dora", password=password)
+    client.logout()
+    login = client.post("/accounts/login/", {"username": "dora", "password": password})
+    assert login.status_code == 302  # the password shown works
 
     tenant = Tenant.objects.get(slug="delta")
     kinds = list(
@@ -74,8 +79,9 @@ def test_a_tenant_admin_lists_only_their_tenants_and_cannot_create(client, adam,
     assert client.get("/tenants/new/").status_code == 403
 
 
-def test_replacing_a_key_needs_the_confirmation_box(client, adam, tenant_a):
+def test_replacing_a_key_needs_the_confirmation_box(client, adam, tenant_a, reauth_fresh):
     client.force_login(adam)
+    reauth_fresh(client)
     client.post("/tenants/alpha/key/", {"api_key": KEY})
     response = client.post("/tenants/alpha/key/", {"api_key": "another-key-5678"})
     html = response.content.decode()
@@ -94,8 +100,9 @@ def test_replacing_a_key_needs_the_confirmation_box(client, adam, tenant_a):
     assert tenant_a.api_key_last4 == "5678"
 
 
-def test_key_form_errors_come_back_inline_with_htmx(client, adam, tenant_a):
+def test_key_form_errors_come_back_inline_with_htmx(client, adam, tenant_a, reauth_fresh):
     client.force_login(adam)
+    reauth_fresh(client)
     response = client.post("/tenants/alpha/key/", {"api_key": "has spaces in it"}, headers=HTMX)
     html = response.content.decode()
     assert response.status_code == 200
@@ -105,8 +112,11 @@ def test_key_form_errors_come_back_inline_with_htmx(client, adam, tenant_a):
     assert "has spaces in it" not in html
 
 
-def test_setting_the_key_with_htmx_updates_the_state_out_of_band(client, adam, tenant_a):
+def test_setting_the_key_with_htmx_updates_the_state_out_of_band(
+    client, adam, tenant_a, reauth_fresh
+):
     client.force_login(adam)
+    reauth_fresh(client)
     html = client.post("/tenants/alpha/key/", {"api_key": KEY}, headers=HTMX).content.decode()
     assert "API key set: ••••1234" in html
     assert 'id="tenant-state" aria-labelledby="tenant-state-title" hx-swap-oob="true"' in html
@@ -233,3 +243,43 @@ def test_staff_of_a_tenant_get_404_on_its_admin_pages(client, alice, mallory, te
         client.force_login(user)
         assert client.get("/tenants/alpha/").status_code == 404
         assert client.get("/tenants/").status_code == 403
+
+
+def test_setting_a_key_asks_for_the_password_again_first(client, adam, tenant_a, password):
+    client.force_login(adam)
+    page = client.get("/tenants/alpha/").content.decode()
+    assert "Confirm your password" in page and 'name="api_key"' not in page
+
+    response = client.post("/tenants/alpha/key/", {"api_key": KEY})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/confirm-password/")
+    response = client.post("/tenants/alpha/key/", {"api_key": KEY}, headers=HTMX)
+    assert response["HX-Redirect"].startswith("/accounts/confirm-password/")
+    tenant_a.refresh_from_db()
+    assert not tenant_a.has_api_key
+
+    client.post("/accounts/confirm-password/", {"password": password, "next": "/tenants/alpha/"})
+    assert 'name="api_key"' in client.get("/tenants/alpha/").content.decode()
+    assert client.post("/tenants/alpha/key/", {"api_key": KEY}).status_code == 302
+    tenant_a.refresh_from_db()
+    assert tenant_a.api_key_last4 == "1234"
+
+
+def test_another_tenants_key_page_is_404_before_any_password_prompt(client, bob, tenant_a):
+    client.force_login(bob)
+    assert client.post("/tenants/alpha/key/", {"api_key": KEY}).status_code == 404
+
+
+def test_missing_encryption_keys_are_a_clear_message_not_a_crash(
+    client, adam, tenant_a, reauth_fresh, settings
+):
+    settings.CREDENTIALS_ENCRYPTION_KEYS = []
+    client.force_login(adam)
+    reauth_fresh(client)
+    response = client.post("/tenants/alpha/key/", {"api_key": KEY})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The portal cannot store API keys right now" in html
+    assert "CREDENTIALS_ENCRYPTION_KEYS is not set" in html
+    tenant_a.refresh_from_db()
+    assert not tenant_a.has_api_key

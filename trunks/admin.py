@@ -13,6 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from . import services
 from .errors import NotPermitted, PortalError
 from .models import Membership, Tenant
+from .reauth import reauth_is_fresh, reauth_redirect
 from .services import api_key_clean, tenant_base_url_clean, tenant_name_clean, tenant_slug_clean
 
 
@@ -125,6 +126,16 @@ class TenantAdmin(admin.ModelAdmin):
 
     @method_decorator(sensitive_post_parameters("api_key"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if (
+            request.method == "POST"
+            and request.POST.get("api_key", "").strip()
+            and not reauth_is_fresh(request, max_age=services.API_KEY_REAUTH_MAX_AGE)
+        ):
+            # As in the portal: a key is set only after the password was confirmed recently.
+            messages.warning(
+                request, "Confirm your password, then set the API key again. Nothing was saved."
+            )
+            return reauth_redirect(request)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="API key")

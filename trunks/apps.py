@@ -6,6 +6,3 @@ class TrunksConfig(AppConfig):
 
     name = "trunks"
     verbose_name = "Crazytel trunks"
-
-    def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)

@@ -25,3 +25,7 @@ class InvalidInput(PortalError):
 
 class Conflict(PortalError):
     """The action clashes with the current state: a name taken, a member already there, the last admin."""
+
+
+class CredentialsUnavailable(PortalError):
+    """The portal cannot encrypt or decrypt API keys (its encryption keys are missing or wrong)."""

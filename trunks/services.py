@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator, validate_slug
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .audit import audit_event_record
 from .credentials import CredentialError, api_key_encrypt
-from .errors import Conflict, InvalidInput, NotFound, NotPermitted
+from .errors import Conflict, CredentialsUnavailable, InvalidInput, NotFound, NotPermitted
 from .models import AuditKind, AuditStatus, Membership, Role, Tenant
 from .selectors import role_in
 
@@ -46,6 +46,8 @@ class _CommandLine:
 COMMAND_LINE = _CommandLine()
 
 API_KEY_MIN_LENGTH = 8
+# The pages that set a key ask for the person's password again unless typed this recently (s).
+API_KEY_REAUTH_MAX_AGE = 300
 API_KEY_MAX_LENGTH = 256
 _API_KEY_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 
@@ -273,7 +275,13 @@ def tenant_credential_set(
     with transaction.atomic():
         current = Tenant.objects.select_for_update().get(pk=tenant.pk)
         replacing = current.has_api_key
-        current.api_key_ciphertext = api_key_encrypt(tenant_id=current.pk, plaintext=api_key)
+        try:
+            current.api_key_ciphertext = api_key_encrypt(tenant_id=current.pk, plaintext=api_key)
+        except ImproperlyConfigured as exc:
+            # Missing or malformed CREDENTIALS_ENCRYPTION_KEYS (`manage.py check` says so too).
+            raise CredentialsUnavailable(
+                f"The portal cannot store API keys right now: {exc} Ask the portal's operator."
+            ) from None
         current.api_key_last4 = api_key[-4:]
         current.api_key_set_at = timezone.now()
         current.api_key_set_by = _audit_actor(actor)
@@ -357,6 +365,12 @@ def tenant_connection_test(
             result = ConnectionResult(
                 ok=False,
                 message=f"{exc} Set the API key again.",
+                category="credential",
+            )
+        except ImproperlyConfigured as exc:
+            result = ConnectionResult(
+                ok=False,
+                message=f"The portal cannot read API keys right now: {exc}",
                 category="credential",
             )
         except RejectedKey:

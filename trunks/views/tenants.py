@@ -19,6 +19,7 @@ from trunks import services
 from trunks.errors import NotFound, PortalError
 from trunks.forms import ConfirmForm, MemberAddForm, MemberRoleForm, TenantForm, TenantKeyForm
 from trunks.models import Membership, Role, Tenant
+from trunks.reauth import reauth_is_fresh, reauth_redirect
 from trunks.selectors import (
     tenant_get_for,
     tenant_list_administered,
@@ -27,6 +28,7 @@ from trunks.selectors import (
 )
 
 DETAIL = "tenants/detail.html"
+KEY_REAUTH_MAX_AGE = services.API_KEY_REAUTH_MAX_AGE
 
 
 def _admin_tenant(request: HttpRequest, slug: str) -> Tenant:
@@ -47,6 +49,7 @@ def _detail_context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
         "key_form": TenantKeyForm(replacing=tenant.has_api_key),
         "member_form": MemberAddForm(),
         "is_superuser": request.user.is_superuser,
+        "reauth_fresh": reauth_is_fresh(request, max_age=KEY_REAUTH_MAX_AGE),
     }
     context.update(extra)
     return context
@@ -150,10 +153,13 @@ def tenant_set_active(request: HttpRequest, slug: str) -> HttpResponse:
 @sensitive_post_parameters("api_key")
 @require_http_methods(["GET", "POST"])
 def tenant_key(request: HttpRequest, slug: str) -> HttpResponse:
-    """Set or replace the API key. GET shows the detail page at the key form."""
+    """Set or replace the API key (password confirmed in the last minutes). GET: the detail page."""
     tenant = _admin_tenant(request, slug)
     if request.method == "GET":
         return redirect(_detail_url(tenant, "key"))
+    # After the tenant check, so another tenant's URL still answers 404.
+    if not reauth_is_fresh(request, max_age=KEY_REAUTH_MAX_AGE):
+        return reauth_redirect(request)
     form = TenantKeyForm(request.POST, replacing=tenant.has_api_key)
     note = ""
     if form.is_valid():

@@ -5,7 +5,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from trunks import services
+from trunks.management.commands.tenant_set import stored_key_or_none
 from trunks.models import Membership, Role, Tenant
+from trunks.sandbox.services import sandbox_account_ensure
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo team"
@@ -39,10 +41,12 @@ class Command(BaseCommand):
             tenant = services.tenant_update(
                 actor=actor, tenant=tenant, base_url=base_url, is_active=True
             )
-        # TODO(lead): set the demo tenant's key from the sandbox once it is on main:
-        #   account = sandbox_account_ensure(name=DEMO_NAME, api_key=...)
-        #   services.tenant_credential_set(actor=actor, tenant=tenant, api_key=account.api_key)
-        # (only when it differs from the stored key, as tenant_set does).
+        # The demo tenant's Crazytel account is the sandbox's; its key is stored like any other.
+        account = sandbox_account_ensure(name=DEMO_NAME)
+        if stored_key_or_none(tenant) != account.api_key:
+            tenant = services.tenant_credential_set(
+                actor=actor, tenant=tenant, api_key=account.api_key
+            )
         User = get_user_model()
         lines = []
         for username, role in DEMO_USERS:
@@ -63,7 +67,9 @@ class Command(BaseCommand):
                 user = User.objects.get(username=username)
             services.user_password_set(user=user, password=password)
             lines.append(f"  {username:<14} {password}   ({role})")
-        key = tenant.api_key_masked or "no API key yet"
-        self.stdout.write(f"Demo tenant '{tenant.name}' uses the sandbox at {base_url} ({key})")
+        self.stdout.write(
+            f"Demo tenant '{tenant.name}' uses the sandbox at {base_url} "
+            f"(API key {tenant.api_key_masked})"
+        )
         self.stdout.write("Demo users (passwords are new on every start):")
         self.stdout.write("\n".join(lines))

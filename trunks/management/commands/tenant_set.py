@@ -12,7 +12,7 @@ from trunks.errors import PortalError
 from trunks.models import Tenant
 
 
-def _stored_key(tenant: Tenant) -> str | None:
+def stored_key_or_none(tenant: Tenant) -> str | None:
     if not tenant.has_api_key:
         return None
     try:
@@ -80,7 +80,7 @@ class Command(BaseCommand):
                     )
                     verb = "Updated"
                 key_note = ""
-                if api_key and _stored_key(tenant) == api_key:
+                if api_key and stored_key_or_none(tenant) == api_key:
                     # Re-running the same configuration changes nothing (and records nothing).
                     key_note = f", API key {tenant.api_key_masked} unchanged"
                 elif api_key:
