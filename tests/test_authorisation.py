@@ -10,6 +10,7 @@ Anonymous visitors are always sent to the login page. For POST pages give `data`
 (an empty or invalid form): a refused request must change nothing, and that is checked too.
 """
 
+import secrets
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,8 +23,9 @@ from trunks.models import ROLE_RANK, AuditRecord, Membership, Role, Tenant
 
 from .factories import MembershipFactory, UserFactory
 
-API_KEY_A = "alpha-secret-key-AAAA1111"
-API_KEY_B = "bravo-secret-key-BBBB2222"
+# New each run: the rate limiter keeps per-key budgets in the shared cache (Redis in CI).
+API_KEY_A = f"alpha-secret-key-{secrets.token_hex(6)}"
+API_KEY_B = f"bravo-secret-key-{secrets.token_hex(6)}"
 
 
 @dataclass(frozen=True)

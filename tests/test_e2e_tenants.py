@@ -2,6 +2,7 @@
 
 import os
 import re
+import secrets
 
 import pytest
 import responses
@@ -13,7 +14,8 @@ from trunks.models import AuditKind, AuditRecord, Membership, Role, Tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-KEY = "browser-key-MNOP5678"
+# New each run (the rate limiter keeps per-key budgets in the shared cache); ends in 5678.
+KEY = f"browser-key-{secrets.token_hex(6)}-5678"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Test connection: the balance call through the Crazytel client, patched only at the HTTP edge."""
 
+import secrets
 from decimal import Decimal
 
 import pytest
@@ -13,17 +14,23 @@ from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
 
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
-KEY = "balance-key-ZZZZ4444"
 BASE = "https://crazytel.test/api/v1"
 BALANCE_URL = f"{BASE}/balance/"
 HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def keyed(tenant_a, adam):
+def api_key():
+    # A new key per test: the rate limiter and circuit breaker keep per-key state in the shared
+    # cache (Redis in CI), which must not carry over from one test, or one run, to the next.
+    return f"balance-key-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+def keyed(tenant_a, adam, api_key):
     tenant_a.base_url = BASE
     tenant_a.save()
-    services.tenant_credential_set(actor=adam, tenant=tenant_a, api_key=KEY)
+    services.tenant_credential_set(actor=adam, tenant=tenant_a, api_key=api_key)
     tenant_a.refresh_from_db()
     return tenant_a
 
@@ -41,19 +48,19 @@ def _last_event(tenant):
 
 
 def test_a_passing_test_shows_the_account_and_balance_and_sends_the_right_key(
-    keyed, adam, crazytel
+    keyed, adam, crazytel, api_key
 ):
     crazytel.get(BALANCE_URL, json={"account_code": "0000007", "balance": 2405.44})
     result = services.tenant_connection_test(actor=adam, tenant=keyed)
     assert result.ok and result.account_code == "0000007"
     assert result.balance == Decimal("2405.44")
-    assert crazytel.calls[0].request.headers["x-crazytel-api-key"] == KEY
+    assert crazytel.calls[0].request.headers["x-crazytel-api-key"] == api_key
     keyed.refresh_from_db()
     assert keyed.connection_ok is True and keyed.connection_checked_at
     event = _last_event(keyed)
     assert event.status == AuditStatus.SUCCEEDED
     assert event.data == {"ok": True, "account_code": "0000007"}
-    assert KEY not in str(event.data) + event.error_message
+    assert api_key not in str(event.data) + event.error_message
 
 
 def test_a_rejected_key_marks_the_connection_failing_until_a_test_passes(
@@ -88,7 +95,7 @@ def test_a_rejected_key_marks_the_connection_failing_until_a_test_passes(
     ],
 )
 def test_an_upstream_failure_is_a_clear_message_not_a_crash(
-    keyed, adam, crazytel, client, reply, category
+    keyed, adam, crazytel, client, reply, category, api_key
 ):
     crazytel.get(BALANCE_URL, **reply)
     client.force_login(adam)
@@ -99,7 +106,7 @@ def test_an_upstream_failure_is_a_clear_message_not_a_crash(
     keyed.refresh_from_db()
     assert keyed.connection_ok is False and keyed.connection_message
     assert _last_event(keyed).data["error_category"] == category
-    assert KEY not in html
+    assert api_key not in html
 
 
 def test_the_htmx_button_shows_account_code_and_balance_inline(keyed, adam, crazytel, client):
@@ -132,14 +139,16 @@ def test_an_undecryptable_key_is_a_clear_answer_and_nothing_is_sent(
     assert len(crazytel.calls) == 0
 
 
-def test_after_rotation_the_portal_still_sends_the_right_key(keyed, adam, crazytel, settings):
+def test_after_rotation_the_portal_still_sends_the_right_key(
+    keyed, adam, crazytel, settings, api_key
+):
     old = list(settings.CREDENTIALS_ENCRYPTION_KEYS)
     settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *old]
     call_command("credentials_rotate", stdout=open("/dev/null", "w"))  # noqa: SIM115
     settings.CREDENTIALS_ENCRYPTION_KEYS = settings.CREDENTIALS_ENCRYPTION_KEYS[:1]
     crazytel.get(BALANCE_URL, json={"account_code": "0000007", "balance": 1})
     assert services.tenant_connection_test(actor=adam, tenant=Tenant.objects.get(pk=keyed.pk)).ok
-    assert crazytel.calls[0].request.headers["x-crazytel-api-key"] == KEY
+    assert crazytel.calls[0].request.headers["x-crazytel-api-key"] == api_key
 
 
 def test_only_the_tenants_admins_may_test(keyed, alice, mallory, bob):
