@@ -157,3 +157,41 @@ def test_only_the_tenants_admins_may_test(keyed, alice, mallory, bob):
     for actor in (alice, mallory, bob):
         with pytest.raises(NotPermitted):
             services.tenant_connection_test(actor=actor, tenant=keyed)
+
+
+# --- Against the built-in sandbox over real HTTP (live_server) ----------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_tenant_tests_its_connection_against_the_sandbox_after_a_key_rotation(
+    live_server, settings
+):
+    """demo_seed's tenant, its key from the sandbox, rotated encryption key: the call still works."""
+    import io
+
+    from trunks.models import Membership, Role
+    from trunks.sandbox.models import SandboxAccount
+
+    call_command(
+        "demo_seed", "--base-url", f"{live_server.url}/sandbox/api/v1", stdout=io.StringIO()
+    )
+    old = list(settings.CREDENTIALS_ENCRYPTION_KEYS)
+    settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *old]
+    call_command("credentials_rotate", stdout=io.StringIO())
+    settings.CREDENTIALS_ENCRYPTION_KEYS = settings.CREDENTIALS_ENCRYPTION_KEYS[:1]
+
+    tenant = Tenant.objects.get(slug="demo")
+    admin = Membership.objects.get(tenant=tenant, role=Role.ADMIN).user
+    result = services.tenant_connection_test(actor=admin, tenant=tenant)
+    account = SandboxAccount.objects.get(name="Demo team")
+    assert result.ok, result.message
+    assert result.account_code == account.account_code
+    assert result.balance == account.balance
+
+    # A key the sandbox does not know: 401, and the tenant shows as failing.
+    services.tenant_credential_set(actor=admin, tenant=tenant, api_key="not-the-sandbox-key")
+    tenant.refresh_from_db()
+    result = services.tenant_connection_test(actor=admin, tenant=tenant)
+    assert not result.ok and result.category == "rejected_key"
+    tenant.refresh_from_db()
+    assert tenant.connection_ok is False

@@ -24,7 +24,6 @@ from trunks.selectors import (
     tenant_get_for,
     tenant_list_administered,
     tenant_members_list,
-    tenant_ready_for_trunks,
 )
 
 DETAIL = "tenants/detail.html"
@@ -43,7 +42,6 @@ def _detail_url(tenant: Tenant, anchor: str = "") -> str:
 def _detail_context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
     context = {
         "tenant": tenant,
-        "readiness": tenant_ready_for_trunks(tenant),
         "members": tenant_members_list(tenant=tenant),
         "roles": Role.choices,
         "key_form": TenantKeyForm(replacing=tenant.has_api_key),
