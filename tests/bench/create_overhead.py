@@ -173,7 +173,7 @@ def run(ctx) -> list[Figure]:
             FIGURES[3][0],
             create_queries,
             "queries",
-            note=f"{sql_ms:.0f} ms in SQL, commits included (one create, measured apart)",
+            note=f"{sql_ms:.1f} ms executing SQL (one create, measured apart)",
         ),
     ]
 
