@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Membership, Tenant
+from .models import AuditRecord, Membership, Tenant
 
 
 class MembershipInline(admin.TabularInline):
@@ -25,3 +25,35 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role"]
     list_filter = ["role", "tenant"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only (no add, change or delete, here or anywhere)."""
+
+    list_display = [
+        "id",
+        "started_at",
+        "tenant_name",
+        "actor_username",
+        "kind",
+        "status",
+        "trunk_username",
+        "caller_id_number",
+    ]
+    list_filter = ["status", "kind"]
+    search_fields = ["trunk_username", "description", "caller_id_number", "actor_username"]
+    date_hierarchy = None
+    ordering = ["-started_at", "-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
