@@ -68,3 +68,11 @@ def root(db):
     user.is_staff = True
     user.save()
     return user
+
+
+@pytest.fixture
+def brenda(tenant_b):
+    """Manager in tenant B: reads B's audit log, never anything of tenant A."""
+    return MembershipFactory(
+        user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
+    ).user
