@@ -125,7 +125,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {tenant.name}: {n} records")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE trunks_auditrecord")
+                # VACUUM sets the visibility map, so the chart's counts are index-only scans.
+                cursor.execute("VACUUM ANALYZE trunks_auditrecord")
         elapsed = time.monotonic() - began
         self.stdout.write(
             self.style.SUCCESS(
