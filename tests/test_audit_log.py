@@ -309,7 +309,10 @@ def test_oldest_first_sort_pages_too(client, mallory, long_log):
     assert _ids_on_page(page) == sorted(r.pk for r in long_log)[:AUDIT_PAGE_SIZE]
     second = client.get(f"{LIST}?{page.context['next_query']}")
     assert "sort=oldest" in page.context["next_query"]
-    assert _ids_on_page(second) == sorted(r.pk for r in long_log)[AUDIT_PAGE_SIZE : 2 * AUDIT_PAGE_SIZE]
+    assert (
+        _ids_on_page(second)
+        == sorted(r.pk for r in long_log)[AUDIT_PAGE_SIZE : 2 * AUDIT_PAGE_SIZE]
+    )
     assert b"Newer" in second.content
 
 
@@ -410,7 +413,7 @@ def test_detail_shows_everything_recorded_in_national_format(client, mallory, te
         "CT1234567",
         "Alpha Telecom",
         "alice",
-        f"Retry of <a href=\"{reverse('audit:detail', args=[first.pk])}\">#{first.pk}</a>",
+        f'Retry of <a href="{reverse("audit:detail", args=[first.pk])}">#{first.pk}</a>',
         f"Position in Alpha Telecom's chain</dt><dd>{retry.chain_seq}",
         retry.record_hash,
         "The hash matches this record's content and links to the previous record.",
@@ -419,7 +422,10 @@ def test_detail_shows_everything_recorded_in_national_format(client, mallory, te
         assert expected in html, expected
     assert "61412345678" not in html
     original = client.get(reverse("audit:detail", args=[first.pk])).content.decode()
-    assert f"Retried by <a href=\"{reverse('audit:detail', args=[retry.pk])}\">#{retry.pk}</a>" in original
+    assert (
+        f'Retried by <a href="{reverse("audit:detail", args=[retry.pk])}">#{retry.pk}</a>'
+        in original
+    )
     assert "The outcome of this attempt is unknown" in original
     assert "Level 3 reception" in original
 
@@ -435,32 +441,37 @@ def test_detail_of_a_pending_attempt_says_it_is_not_chained_yet(client, mallory,
 
 
 def test_csv_cells_that_look_like_formulas_are_defused(client, mallory, tenant_a, alice):
-    for text in ("=HYPERLINK(\"http://evil\")", "+61 sum", "-2+3", "@SUM(A1)", "plain"):
+    for text in ('=HYPERLINK("http://evil")', "+61 sum", "-2+3", "@SUM(A1)", "plain"):
         audit_attempt(tenant=tenant_a, actor=alice, description=text)
     client.force_login(mallory)
     rows = _csv_rows(client.get(CSV_URL))
     descriptions = {r["Description"] for r in rows}
     assert descriptions == {
-        "'=HYPERLINK(\"http://evil\")",
+        '\'=HYPERLINK("http://evil")',
         "'+61 sum",
         "'-2+3",
         "'@SUM(A1)",
         "plain",
     }
     # JSON Lines keeps the exact text: it is data, not a spreadsheet.
-    assert "=HYPERLINK(\"http://evil\")" in {r["description"] for r in _jsonl_rows(client.get(JSONL_URL))}
+    assert '=HYPERLINK("http://evil")' in {
+        r["description"] for r in _jsonl_rows(client.get(JSONL_URL))
+    }
 
 
 def test_export_of_an_empty_selection_is_just_the_header(client, brenda):
     client.force_login(brenda)
     text = b"".join(client.get(CSV_URL).streaming_content).decode()
-    assert text.strip() == "ID,When,Tenant,Who,Kind,Status,Trunk username,Caller ID,Description,Outcome"
+    assert (
+        text.strip()
+        == "ID,When,Tenant,Who,Kind,Status,Trunk username,Caller ID,Description,Outcome"
+    )
 
 
 def test_export_holds_no_password(client, mallory, busy_log):
     client.force_login(mallory)
     body = b"".join(client.get(JSONL_URL).streaming_content).decode().lower()
-    assert "password\"" not in body and "password:" not in body.replace("password: too short", "")
+    assert 'password"' not in body and "password:" not in body.replace("password: too short", "")
 
 
 # --- Django admin ------------------------------------------------------------------------------------
@@ -476,10 +487,12 @@ def test_admin_shows_audit_records_read_only(client, root, busy_log):
     page = client.get(change_url)
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
-    assert b"<input" not in page.content.split(b'id="auditrecord_form"')[-1].split(b"</form>")[0] or (
-        b'type="text"' not in page.content
-    )
+    assert b"<input" not in page.content.split(b'id="auditrecord_form"')[-1].split(b"</form>")[
+        0
+    ] or (b'type="text"' not in page.content)
     # A forged POST changes nothing.
     assert client.post(change_url, {"status": "failed"}).status_code == 403
-    assert client.get(reverse("admin:trunks_auditrecord_delete", args=[record.pk])).status_code == 403
+    assert (
+        client.get(reverse("admin:trunks_auditrecord_delete", args=[record.pk])).status_code == 403
+    )
     assert AuditRecord.objects.get(pk=record.pk).status == "succeeded"

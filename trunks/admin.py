@@ -43,7 +43,6 @@ class AuditRecordAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "kind"]
     search_fields = ["trunk_username", "description", "caller_id_number", "actor_username"]
-    date_hierarchy = None
     ordering = ["-started_at", "-id"]
 
     def get_readonly_fields(self, request, obj=None):

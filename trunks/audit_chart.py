@@ -21,10 +21,11 @@ LEFT, RIGHT, TOP, BOTTOM = 40, 8, 10, 24
 class Bar:
     status: str
     label: str
-    x: float
-    y: float
-    width: float
-    height: float
+    # SVG coordinates, formatted once here (the template would localise every float).
+    x: str
+    y: str
+    width: str
+    height: str
     count: int
     day: date
 
@@ -43,6 +44,10 @@ class Chart:
     last_day: date
     legend: list[tuple[str, str]]
     baseline: float
+
+
+def _n(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _nice_ceiling(value: int) -> int:
@@ -81,10 +86,10 @@ def chart_build(counts: dict[date, dict[str, int]]) -> Chart:
                 Bar(
                     status,
                     labels[status],
-                    round(x, 2),
-                    round(y, 2),
-                    round(bar_w, 2),
-                    round(h, 2),
+                    _n(x),
+                    _n(y),
+                    _n(bar_w),
+                    _n(h),
                     n,
                     day,
                 )
@@ -97,10 +102,10 @@ def chart_build(counts: dict[date, dict[str, int]]) -> Chart:
             }
         )
     ticks = [
-        {"y": round(TOP + plot_h - plot_h * f, 2), "value": round(maximum * f)} for f in (0, 0.5, 1)
+        {"y": _n(TOP + plot_h - plot_h * f), "value": str(round(maximum * f))} for f in (0, 0.5, 1)
     ]
     x_labels = [
-        {"x": round(LEFT + i * slot + slot / 2, 2), "text": day.strftime("%-d %b")}
+        {"x": _n(LEFT + i * slot + slot / 2), "text": f"{day.day} {day:%b}"}
         for i, day in enumerate(days)
         if i % 7 == 0 or i == len(days) - 1
     ]
