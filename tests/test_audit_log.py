@@ -496,3 +496,31 @@ def test_admin_shows_audit_records_read_only(client, root, busy_log):
         client.get(reverse("admin:trunks_auditrecord_delete", args=[record.pk])).status_code == 403
     )
     assert AuditRecord.objects.get(pk=record.pk).status == "succeeded"
+
+
+def test_chart_geometry_stacks_bars_and_labels_whole_numbers():
+    from datetime import date
+
+    from trunks.audit_chart import chart_build
+
+    days = {date(2026, 11, d): {} for d in range(1, 31)}
+    days[date(2026, 11, 30)] = {"succeeded": 3, "failed": 1}
+    chart = chart_build(days)
+    assert chart.total == 4
+    assert [t["value"] for t in chart.ticks] == ["0", "2", "4"]
+    bars = [b for b in chart.bars if b.day == date(2026, 11, 30)]
+    assert [b.status for b in bars] == ["succeeded", "failed"]
+    # Stacked: the failed segment sits on top of the succeeded one and reaches the top.
+    assert float(bars[1].y) + float(bars[1].height) == pytest.approx(float(bars[0].y))
+    assert float(bars[1].y) == pytest.approx(10)
+    assert [label["text"] for label in chart.labels] == [
+        "1 Nov",
+        "8 Nov",
+        "15 Nov",
+        "22 Nov",
+        "29 Nov",
+    ]
+    one = chart_build({date(2026, 11, 1): {"unknown": 1}})
+    assert [t["value"] for t in one.ticks] == ["0", "1"]
+    empty = chart_build({date(2026, 11, 1): {}})
+    assert empty.bars == [] and empty.total == 0

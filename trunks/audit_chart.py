@@ -101,13 +101,17 @@ def chart_build(counts: dict[date, dict[str, int]]) -> Chart:
                 "total": sum(counts[day].values()),
             }
         )
+    tick_values = [0, maximum // 2, maximum] if maximum % 2 == 0 and maximum > 1 else [0, maximum]
     ticks = [
-        {"y": _n(TOP + plot_h - plot_h * f), "value": str(round(maximum * f))} for f in (0, 0.5, 1)
+        {"y": _n(TOP + plot_h - plot_h * value / maximum), "value": str(value)}
+        for value in tick_values
     ]
+    # A label each week, and on the last day unless a weekly label sits too close to it.
+    marks = [i for i in range(len(days)) if i % 7 == 0]
+    if days and (len(days) - 1) - marks[-1] >= 4:
+        marks.append(len(days) - 1)
     x_labels = [
-        {"x": _n(LEFT + i * slot + slot / 2), "text": f"{day.day} {day:%b}"}
-        for i, day in enumerate(days)
-        if i % 7 == 0 or i == len(days) - 1
+        {"x": _n(LEFT + i * slot + slot / 2), "text": f"{days[i].day} {days[i]:%b}"} for i in marks
     ]
     return Chart(
         width=WIDTH,
