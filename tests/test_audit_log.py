@@ -235,6 +235,13 @@ def test_an_end_date_before_the_start_is_explained_and_exports_nothing(client, m
     assert b"The end date is before the start date." in export.content
 
 
+def test_a_search_shorter_than_three_characters_is_explained(client, mallory, busy_log):
+    client.force_login(mallory)
+    page = client.get(LIST, {"q": "CT"})
+    assert b"Type at least 3 characters to search." in page.content
+    assert client.get(CSV_URL, {"q": "CT"}).status_code == 400
+
+
 def test_garbage_filter_values_never_500(client, mallory, busy_log):
     client.force_login(mallory)
     for params in (

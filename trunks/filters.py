@@ -69,6 +69,9 @@ class AuditRecordFilter(django_filters.FilterSet):
         method="filter_text",
         label="Search",
         max_length=100,
+        # Shorter text cannot use the trigram indexes and would scan the whole log.
+        min_length=3,
+        error_messages={"min_length": "Type at least 3 characters to search."},
         widget=forms.TextInput(
             attrs={
                 "type": "search",
