@@ -116,7 +116,10 @@ class AuditRecord(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=30, choices=AuditKind.choices)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="audit_records")
+    # No single-column indexes on tenant and actor: the composite indexes below lead with them.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="audit_records", db_index=False
+    )
     tenant_name = models.CharField(max_length=100)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -124,6 +127,7 @@ class AuditRecord(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="audit_records",
+        db_index=False,
     )
     # Kept as text so the record survives the user's deletion.
     actor_username = models.CharField(max_length=150, blank=True)
