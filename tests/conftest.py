@@ -70,6 +70,19 @@ def root(db):
     return user
 
 
+# --- The Crazytel sandbox (issue 3) ------------------------------------------------------------
+
+SANDBOX_KEY = "ctsbx_test_alpha_0123456789abcdef"
+
+
+@pytest.fixture
+def sandbox_account(db):
+    """A sandbox Crazytel account (key SANDBOX_KEY) with a mix of landlines and 614 mobiles."""
+    from trunks.sandbox.services import sandbox_account_ensure
+
+    return sandbox_account_ensure(name="Alpha sandbox", api_key=SANDBOX_KEY)
+
+
 @pytest.fixture
 def brenda(tenant_b):
     """Manager in tenant B: reads B's audit log, never anything of tenant A."""

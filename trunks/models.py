@@ -172,7 +172,7 @@ class AuditRecord(models.Model):
         ordering = ["-started_at", "-id"]
         # Every list query orders by (-started_at, -id) and pages by a keyset on that pair, so each
         # filter has an index ending in it (trunks.selectors.audit_list). Free-text search uses
-        # trigram indexes that exist on PostgreSQL only (migration 0002).
+        # trigram indexes that exist on PostgreSQL only (migration 0004).
         indexes = [
             models.Index(fields=["tenant", "-started_at", "-id"], name="audit_tenant_started"),
             models.Index(fields=["-started_at", "-id"], name="audit_started"),
@@ -199,3 +199,24 @@ class AuditRecord(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status != AuditStatus.PENDING
+
+
+class RateLimitBucket(models.Model):
+    """The shared Crazytel rate-limit state of one API key, when there is no Redis (trunks.ratelimit).
+
+    `key` is an HMAC of the API key, never the key. Rows are only read and written under a row lock.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    # Unix times of the grants still inside the window, oldest first.
+    grants = models.JSONField(default=list)
+    # After a 429: no call before this Unix time. `backoff_level` grows with 429s without Retry-After.
+    blocked_until = models.FloatField(default=0)
+    backoff_level = models.PositiveSmallIntegerField(default=0)
+    last_429_at = models.FloatField(default=0)
+    # The circuit breaker: consecutive upstream 5xx, and no call before `breaker_until`.
+    failures = models.PositiveIntegerField(default=0)
+    breaker_until = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"rate limit {self.key[:12]}…"

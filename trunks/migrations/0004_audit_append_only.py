@@ -39,7 +39,7 @@ FOR EACH ROW EXECUTE FUNCTION trunks_auditrecord_append_only();
 """
 
 # The kind indexes again, on PostgreSQL with INCLUDE (status): the chart's per-day counts by status
-# become an index-only scan. Same names and key columns as the model's (migration 0002).
+# become an index-only scan. Same names and key columns as the model's (migration 0003).
 COVERING_INDEXES = [
     ("audit_tenant_kind", "tenant_id, kind, started_at DESC, id DESC"),
     ("audit_kind", "kind, started_at DESC, id DESC"),
@@ -88,7 +88,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("trunks", "0002_audit_log_indexes"),
+        ("trunks", "0003_audit_log_indexes"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trunks', '0001_initial'),
+        ('trunks', '0002_ratelimit'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
