@@ -47,9 +47,25 @@ def _orm_beside_playwright():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+@pytest.fixture(scope="module")
+def chromium():
+    # Our own Playwright, stopped with this module: pytest-playwright's session-wide one would
+    # keep an event loop running in the main thread for every later test, and Django's ORM
+    # refuses to run beside a running loop.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 @pytest.fixture
