@@ -107,6 +107,7 @@ def reauth_fresh():
     return mark
 
 
+@pytest.fixture
 def brenda(tenant_b):
     """Manager in tenant B: reads B's audit log, never anything of tenant A."""
     return MembershipFactory(
