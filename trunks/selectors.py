@@ -49,3 +49,33 @@ def user_has_role(*, user: User, min_role: Role) -> bool:
     if user.is_superuser:
         return True
     return Membership.objects.filter(user=user, role__in=_roles_at_least(min_role)).exists()
+
+
+# --- Trunks (issue 5) ----------------------------------------------------------------------------
+
+from django.core.exceptions import ValidationError  # noqa: E402
+
+from .models import AuditKind, AuditRecord, AuditStatus  # noqa: E402
+
+
+def trunk_attempt_for_token(*, user: User, token: str) -> AuditRecord | None:
+    """The attempt a form submission with `token` already made, if it was this user's."""
+    if not user.is_authenticated or not token:
+        return None
+    return (
+        AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE, submission_token=token, actor=user)
+        .select_related("tenant")
+        .first()
+    )
+
+
+def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> AuditRecord | None:
+    """An attempt of `tenant` whose outcome is unknown, for `user` to retry, or None."""
+    if tenant not in tenant_list_for(user=user):
+        return None
+    try:
+        return AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE, tenant=tenant, status=AuditStatus.UNKNOWN, uuid=uuid
+        ).first()
+    except ValidationError:
+        return None
