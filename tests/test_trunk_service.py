@@ -18,17 +18,13 @@ from trunks.services import (
     verified_numbers_get,
 )
 
-from .trunk_fixtures import (  # noqa: F401
+from .trunk_fixtures import (
     API_KEY_A,
     CANARY,
     NUMBERS_URL,
     TRUNKS_URL,
-    _fresh_cache,
-    crazytel,
     create_calls,
     created,
-    keyed_a,
-    keyed_b,
     sent_json,
 )
 

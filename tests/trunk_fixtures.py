@@ -34,25 +34,25 @@ def key_tenant(tenant, key: str, base_url: str = API):
     return tenant
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
+@pytest.fixture
+def fresh_cache():
     cache.clear()
     yield
     cache.clear()
 
 
 @pytest.fixture
-def keyed_a(tenant_a):
+def keyed_a(tenant_a, fresh_cache):
     return key_tenant(tenant_a, API_KEY_A)
 
 
 @pytest.fixture
-def keyed_b(tenant_b):
+def keyed_b(tenant_b, fresh_cache):
     return key_tenant(tenant_b, API_KEY_B, base_url="https://crazytel-b.test/api/v1")
 
 
 @pytest.fixture
-def crazytel():
+def crazytel(fresh_cache):
     """Crazytel at the HTTP edge; the numbers call answers by default."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(NUMBERS_URL, json=NUMBERS)

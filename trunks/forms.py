@@ -258,12 +258,15 @@ class TrunkCreateForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("softphone_sync_sms") and not cleaned.get("sms_sender"):
-            if "sms_sender" not in self.errors:
-                self.add_error(
-                    "softphone_sync_sms",
-                    "SMS sync needs an SMS sender: choose one above, or untick this box.",
-                )
+        if (
+            cleaned.get("softphone_sync_sms")
+            and not cleaned.get("sms_sender")
+            and "sms_sender" not in self.errors
+        ):
+            self.add_error(
+                "softphone_sync_sms",
+                "SMS sync needs an SMS sender: choose one above, or untick this box.",
+            )
         if cleaned.get("retry_of") and not cleaned.get("confirm_retry"):
             self.add_error(
                 "confirm_retry",

@@ -29,14 +29,19 @@ class PasswordRule:
         return not found if self.forbids else found
 
     def as_json(self) -> dict[str, object]:
-        return {"id": self.id, "label": self.label, "pattern": self.pattern, "forbids": self.forbids}
+        return {
+            "id": self.id,
+            "label": self.label,
+            "pattern": self.pattern,
+            "forbids": self.forbids,
+        }
 
 
 PASSWORD_RULES: tuple[PasswordRule, ...] = (
     PasswordRule("length", "At least 8 characters", r"[\s\S]{8}"),
-    PasswordRule("upper", "At least one upper-case letter (A–Z)", r"[A-Z]"),
-    PasswordRule("lower", "At least one lower-case letter (a–z)", r"[a-z]"),
-    PasswordRule("digit", "At least one digit (0–9)", r"[0-9]"),
+    PasswordRule("upper", "At least one upper-case letter (A to Z)", r"[A-Z]"),
+    PasswordRule("lower", "At least one lower-case letter (a to z)", r"[a-z]"),
+    PasswordRule("digit", "At least one digit (0 to 9)", r"[0-9]"),
     # Crazytel does not document a character set; SIP digest authentication hashes bytes, and
     # spaces, accents or control characters break many phones' configuration, so we keep to
     # printable ASCII.
