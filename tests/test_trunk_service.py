@@ -431,3 +431,41 @@ def test_numbers_failures_say_why_and_are_not_cached(keyed_a, crazytel, reply, c
     if category == "rejected_key":
         keyed_a.refresh_from_db()
         assert keyed_a.connection_ok is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_racing_with_one_token_are_decided_by_the_database(keyed_a, alice, crazytel):
+    """Both pass every check in Python at the same moment: the unique token still lets one through."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serialises writers (the sequential test covers it)")
+    barrier = threading.Barrier(2)
+    gate = threading.Event()
+    results = []
+
+    def slow(request):
+        gate.wait(5)
+        return (200, {}, '{"username": "CT818181"}')
+
+    crazytel.add_callback(responses.POST, TRUNKS_URL, callback=slow)
+
+    def submit():
+        try:
+            barrier.wait(5)
+            results.append(_create(keyed_a, alice, token="race-token-000000001"))
+        finally:
+            gate.set()
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2
+    assert len(create_calls(crazytel)) == 1
+    assert AuditRecord.objects.count() == 1
+    assert sorted(r.duplicate for r in results) == [False, True]

@@ -8,7 +8,6 @@ import secrets
 import unicodedata
 
 from django import forms
-from django.conf import settings
 from django.core import signing
 
 from .numbers import number_display, number_is_mobile_sender
@@ -17,6 +16,8 @@ from .passwords import PASSWORD_HELP, PASSWORD_MAX_LENGTH, password_failures
 # --- One-time submission tokens ------------------------------------------------------------------
 
 _TOKEN_SALT = "trunks.trunk_create.submission"
+# A form left open longer than a working day is refused (the person checks it and submits again).
+SUBMISSION_TOKEN_MAX_AGE = 12 * 60 * 60
 
 
 def submission_token_issue(*, user) -> str:
@@ -27,9 +28,7 @@ def submission_token_issue(*, user) -> str:
 def submission_token_nonce(*, user, token: str) -> str | None:
     """The token's unique part (what the audit record keeps), if `token` is valid and `user`'s."""
     try:
-        payload = signing.loads(
-            token or "", salt=_TOKEN_SALT, max_age=settings.SESSION_ABSOLUTE_TIMEOUT
-        )
+        payload = signing.loads(token or "", salt=_TOKEN_SALT, max_age=SUBMISSION_TOKEN_MAX_AGE)
     except signing.BadSignature:  # also SignatureExpired
         return None
     if not isinstance(payload, dict) or payload.get("u") != user.pk:
@@ -218,7 +217,7 @@ class TrunkCreateForm(forms.Form):
         "softphone_sync_sms",
     )
 
-    def __init__(self, *args, numbers=(), keep_password: bool = False, **kwargs):
+    def __init__(self, *args, numbers=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.numbers = tuple(numbers)
         self.fields["caller_id_number"].choices = [("", "Choose a number…")] + [
@@ -229,8 +228,6 @@ class TrunkCreateForm(forms.Form):
             for n in self.numbers
             if number_is_mobile_sender(n.number)
         ]
-        # Only after a plain field error may the typed password come back (see the view).
-        self.fields["password"].widget.render_value = keep_password
 
     def clean_password(self):
         value = self.cleaned_data["password"]

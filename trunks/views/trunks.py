@@ -149,7 +149,6 @@ def _trunk_create_post(request: HttpRequest, tenants: list[Tenant]) -> HttpRespo
         # Nothing was recorded under a valid token, so this rendering may be submitted again.
         if nonce is not None:
             context["next_token"] = token
-        form.fields["password"].widget.render_value = "password" not in form.errors
         return _render(request, context)
 
     try:
@@ -186,10 +185,6 @@ def _render_result(request: HttpRequest, context: dict, result: TrunkCreateResul
         target = field_name if field_name in TrunkCreateForm.UPSTREAM_FIELDS else None
         for message in messages:
             form.add_error(target, message)
-    # Only after Crazytel refused a number may the (accepted) password come back.
-    form.fields["password"].widget.render_value = (
-        result.category == "number_rejected" and not result.duplicate
-    )
     context["retry_of"] = result.record.uuid if result.unknown else None
     return _render(request, context)
 
