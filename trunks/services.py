@@ -38,6 +38,12 @@ TRUNK_FIELDS: dict[str, type] = {
     "softphone_show_balance": bool,
     "softphone_sync_sms": bool,
 }
+_BOOL_DEFAULTS = {
+    "enabled": True,
+    "hide_caller_id": False,
+    "softphone_show_balance": True,
+    "softphone_sync_sms": False,
+}
 # Optional text fields are left out of the request when empty rather than sent as "".
 _OMIT_WHEN_EMPTY = {"area_code", "description", "sms_sender"}
 
@@ -216,14 +222,6 @@ def trunk_payload_build(*, data: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-_BOOL_DEFAULTS = {
-    "enabled": True,
-    "hide_caller_id": False,
-    "softphone_show_balance": True,
-    "softphone_sync_sms": False,
-}
-
-
 def _retry_seconds(error: crazytel.CrazytelError) -> int:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is None or retry_after <= 0:
@@ -349,7 +347,7 @@ def _trunk_create_call(
         return final, message, _scrub(field_errors or {}, password)
 
     try:
-        client = crazytel.crazytel_client_for(tenant)
+        created = crazytel.crazytel_client_for(tenant).create_sip_trunk(payload)
     except CredentialError:
         final, message, _ = finish(
             AuditStatus.FAILED, message=MESSAGE_CREDENTIALS, category="credentials"
@@ -357,9 +355,6 @@ def _trunk_create_call(
         return TrunkCreateResult(
             record=final, status=final.status, message=message, category="credentials"
         )
-
-    try:
-        created = client.create_sip_trunk(payload)
     except crazytel.CrazytelError as error:
         return _trunk_create_failure(error=error, tenant=tenant, payload=payload, finish=finish)
 
