@@ -737,3 +737,16 @@ def test_get_only_where_get_is_meant(staff):
     assert staff.post(reverse("trunks:password")).status_code == 405
     assert staff.post(reverse("trunks:numbers")).status_code == 405
     assert staff.put(URL).status_code == 405
+
+
+def test_the_form_warns_of_recent_unknown_outcomes_until_followed_up(staff, crazytel):
+    crazytel.post(TRUNKS_URL, body=requests.ReadTimeout("timed out"))
+    _post(staff, description="Front desk")
+    html = staff.get(URL).content.decode()
+    assert "Check Crazytel first" in html
+    assert "02 9876 5432 “Front desk”" in html and "by alice" in html
+    # A retry follows it up: the warning goes.
+    unknown = AuditRecord.objects.get()
+    crazytel.replace(responses.POST, TRUNKS_URL, json=created())
+    _post(staff, retry_of=str(unknown.uuid), confirm_retry="on")
+    assert "Check Crazytel first" not in staff.get(URL).content.decode()

@@ -53,7 +53,10 @@ def user_has_role(*, user: User, min_role: Role) -> bool:
 
 # --- Trunks (issue 5) ----------------------------------------------------------------------------
 
+from datetime import timedelta  # noqa: E402
+
 from django.core.exceptions import ValidationError  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from .models import AuditKind, AuditRecord, AuditStatus  # noqa: E402
 
@@ -79,3 +82,18 @@ def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> Audit
         ).first()
     except ValidationError:
         return None
+
+
+def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int = 5):
+    """`tenant`'s recent attempts whose outcome is unknown and that nothing has followed up yet
+    (no retry, no resolution): the form warns about them before a similar trunk is created."""
+    since = timezone.now() - timedelta(hours=hours)
+    return list(
+        AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE,
+            tenant=tenant,
+            status=AuditStatus.UNKNOWN,
+            started_at__gte=since,
+            followups__isnull=True,
+        ).order_by("-started_at")[:limit]
+    )

@@ -20,6 +20,7 @@ from ..selectors import (
     tenant_list_for,
     trunk_attempt_for_token,
     trunk_attempt_unknown_get,
+    trunk_attempts_unknown_recent,
 )
 from ..services import (
     TrunkCreateResult,
@@ -74,8 +75,14 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
         sip_registrar=settings.CRAZYTEL_SIP_REGISTRAR,
         **_audit_links(request, result.record if result else None),
     )
-    if context.get("next_token") is None and context["form"] is not None:
-        context["next_token"] = submission_token_issue(user=request.user)
+    if context["form"] is not None:
+        if context.get("next_token") is None:
+            context["next_token"] = submission_token_issue(user=request.user)
+        context["unknown_recent"] = [
+            r
+            for r in trunk_attempts_unknown_recent(tenant=tenant)
+            if result is None or r.pk != result.record.pk
+        ]
     template = f"{TEMPLATE}#{partial}" if request.htmx else TEMPLATE
     return render(request, template, context)
 
