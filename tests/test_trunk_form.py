@@ -750,3 +750,29 @@ def test_the_form_warns_of_recent_unknown_outcomes_until_followed_up(staff, craz
     crazytel.replace(responses.POST, TRUNKS_URL, json=created())
     _post(staff, retry_of=str(unknown.uuid), confirm_retry="on")
     assert "Check Crazytel first" not in staff.get(URL).content.decode()
+
+
+def test_a_crash_report_never_shows_the_password(staff, crazytel):
+    """A bug mid-call: the attempt turns unknown, and Django's error report hides the password."""
+    import sys
+
+    from django.core.signals import got_request_exception
+    from django.views.debug import ExceptionReporter
+
+    crazytel.post(TRUNKS_URL, body=RuntimeError("a bug in the portal"))
+    reports = []
+
+    def capture(sender, request, **kwargs):
+        reporter = ExceptionReporter(request, *sys.exc_info())
+        reports.append(reporter.get_traceback_html() + reporter.get_traceback_text())
+
+    got_request_exception.connect(capture)
+    staff.raise_request_exception = False
+    try:
+        response = _post(staff)
+    finally:
+        got_request_exception.disconnect(capture)
+    assert response.status_code == 500
+    assert reports and "a bug in the portal" in reports[0]
+    assert CANARY not in reports[0]
+    assert AuditRecord.objects.get().status == AuditStatus.UNKNOWN

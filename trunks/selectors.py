@@ -72,6 +72,18 @@ def trunk_attempt_for_token(*, user: User, token: str) -> AuditRecord | None:
     )
 
 
+def trunk_attempt_get_for(*, user: User, uuid) -> AuditRecord | None:
+    """One of `user`'s own trunk attempts, in a tenant they still belong to; None otherwise."""
+    record = (
+        AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE, uuid=uuid, actor=user)
+        .select_related("tenant")
+        .first()
+    )
+    if record is None or record.tenant not in tenant_list_for(user=user):
+        return None
+    return record
+
+
 def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> AuditRecord | None:
     """An attempt of `tenant` whose outcome is unknown, for `user` to retry, or None."""
     if tenant not in tenant_list_for(user=user):

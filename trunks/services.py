@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import IntegrityError
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import crazytel
 from .audit import audit_attempt_finish, audit_attempt_start
@@ -207,6 +208,7 @@ class TrunkCreateResult:
         return self.record.data
 
 
+@sensitive_variables("data", "payload")
 def trunk_payload_build(*, data: dict[str, Any]) -> dict[str, Any]:
     """The JSON body for POST /sip-trunks/: exactly the documented fields, with their types."""
     payload: dict[str, Any] = {}
@@ -269,6 +271,7 @@ def trunk_attempt_result(*, record: AuditRecord, duplicate: bool) -> TrunkCreate
     )
 
 
+@sensitive_variables("data", "payload", "password")
 def trunk_create(
     *,
     actor,
@@ -331,9 +334,12 @@ def trunk_create(
         raise
 
 
+@sensitive_variables("payload", "password")
 def _trunk_create_call(
     *, record: AuditRecord, tenant: Tenant, payload: dict[str, Any], password: str
 ) -> TrunkCreateResult:
+    # Its frame sees `password` (a closure variable): hidden from error reports too.
+    @sensitive_variables("password")
     def finish(status, *, message="", category="", upstream_status=None, field_errors=None, **kw):
         message = _scrub(message, password)
         final = audit_attempt_finish(
@@ -375,6 +381,7 @@ def _trunk_create_call(
     )
 
 
+@sensitive_variables("payload")
 def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResult:
     """Map one upstream error to its audit status and what the form shows."""
     status = AuditStatus.FAILED

@@ -10,15 +10,17 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ..forms import TrunkCreateForm, submission_token_issue, submission_token_nonce
-from ..models import AuditKind, AuditRecord, Role, Tenant
+from ..models import AuditRecord, Role, Tenant
 from ..passwords import password_generate, password_rules_json
 from ..selectors import (
     role_in,
     tenant_list_for,
     trunk_attempt_for_token,
+    trunk_attempt_get_for,
     trunk_attempt_unknown_get,
     trunk_attempts_unknown_recent,
 )
@@ -87,6 +89,7 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
     return render(request, template, context)
 
 
+@sensitive_post_parameters("password")
 @never_cache
 @require_http_methods(["GET", "POST"])
 def trunk_create_view(request: HttpRequest) -> HttpResponse:
@@ -105,6 +108,7 @@ def trunk_create_view(request: HttpRequest) -> HttpResponse:
     return _render(request, context)
 
 
+@sensitive_variables("form")
 def _trunk_create_post(request: HttpRequest, tenants: list[Tenant]) -> HttpResponse:
     tenant = _tenant_choose(request, tenants, request.POST.get("tenant"))
     context: dict = {"tenants": tenants, "tenant": tenant}
@@ -232,12 +236,8 @@ def trunk_numbers_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def trunk_attempt_view(request: HttpRequest, uuid) -> HttpResponse:
     """One of the user's own attempts: how it ended (a pending one polls itself until final)."""
-    record = (
-        AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE, uuid=uuid, actor=request.user)
-        .select_related("tenant")
-        .first()
-    )
-    if record is None or record.tenant not in tenant_list_for(user=request.user):
+    record = trunk_attempt_get_for(user=request.user, uuid=uuid)
+    if record is None:
         raise Http404("No such attempt.")
     context = {
         "tenant": record.tenant,
@@ -248,8 +248,10 @@ def trunk_attempt_view(request: HttpRequest, uuid) -> HttpResponse:
 
 @never_cache
 @require_GET
+@sensitive_variables("password")
 def trunk_password_view(request: HttpRequest) -> HttpResponse:
     """A freshly generated trunk password for the Generate button (never stored or logged)."""
     if not tenant_list_for(user=request.user).exists():
         raise Http404("No tenant.")
-    return JsonResponse({"password": password_generate()})
+    password = password_generate()
+    return JsonResponse({"password": password})
