@@ -776,3 +776,10 @@ def test_a_crash_report_never_shows_the_password(staff, crazytel):
     assert reports and "a bug in the portal" in reports[0]
     assert CANARY not in reports[0]
     assert AuditRecord.objects.get().status == AuditStatus.UNKNOWN
+
+
+def test_a_portal_administrator_before_any_tenant_is_told_to_create_one(client, root):
+    client.force_login(root)
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert "There is no tenant yet" in response.content.decode()

@@ -95,7 +95,9 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
 def trunk_create_view(request: HttpRequest) -> HttpResponse:
     tenants = list(tenant_list_for(user=request.user))
     if not tenants:
-        return render(request, "trunks/no_tenant.html", status=403)
+        # A portal administrator before any tenant exists is welcome here; anyone else is not.
+        status = 200 if request.user.is_superuser else 403
+        return render(request, "trunks/no_tenant.html", status=status)
     if request.method == "POST":
         return _trunk_create_post(request, tenants)
 
