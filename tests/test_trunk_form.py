@@ -783,3 +783,10 @@ def test_a_portal_administrator_before_any_tenant_is_told_to_create_one(client, 
     response = client.get(URL)
     assert response.status_code == 200
     assert "There is no tenant yet" in response.content.decode()
+
+
+def test_browsers_are_told_not_to_fill_in_the_persons_own_password(staff, crazytel):
+    html = staff.get(URL).content.decode()
+    assert re.search(
+        r'<input type="password" name="password"[^>]*autocomplete="new-password"', html
+    )

@@ -157,7 +157,15 @@ class TrunkCreateForm(forms.Form):
         label="Trunk password",
         strip=False,
         max_length=PASSWORD_MAX_LENGTH,
-        widget=forms.PasswordInput(render_value=False),
+        # "new-password": browsers must not fill in the person's own portal password here.
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={
+                "autocomplete": "new-password",
+                "autocapitalize": "off",
+                "spellcheck": "false",
+            },
+        ),
         help_text=PASSWORD_HELP,
         error_messages={"required": "Enter a password for the trunk, or use Generate."},
     )
