@@ -23,7 +23,7 @@ URL = "/trunks/new/"
 
 
 @pytest.fixture
-def sandbox(live_server, tenant_a, settings):
+def sandbox(live_server, tenant_a, settings, fresh_cache):
     settings.CRAZYTEL_TIMEOUT = 1.0
     account = sandbox_account_ensure(name="Form live", api_key=KEY)
     key_tenant(tenant_a, KEY, base_url=f"{live_server.url}/sandbox/api/v1")
@@ -138,7 +138,9 @@ def test_each_sandbox_fault_shows_its_message_on_the_form(
         assert "Try again anyway" in page
 
 
-def test_an_unreachable_crazytel_says_nothing_was_created(live_server, tenant_a, staff_client):
+def test_an_unreachable_crazytel_says_nothing_was_created(
+    live_server, tenant_a, staff_client, fresh_cache
+):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -149,7 +151,7 @@ def test_an_unreachable_crazytel_says_nothing_was_created(live_server, tenant_a,
 
 
 @pytest.fixture
-def contract():
+def contract(fresh_cache):
     server = ContractServer(
         api_key=KEY,
         numbers=[("+61 2 9876 5432", "Sydney office"), ("+61 412 345 678", "Ops mobile")],
