@@ -662,6 +662,11 @@ def test_a_second_post_while_the_first_is_pending_says_still_in_progress(staff, 
     # The attempt page shows the final result once there is one.
     html = staff.get(f"/trunks/attempts/{record.uuid}/").content.decode()
     assert "CT555555" in html and CANARY not in html
+    # The pending panel polls that page through htmx; the final answer stops the polling.
+    assert 'hx-trigger="every 2s"' in seen["second"]
+    fragment = staff.get(f"/trunks/attempts/{record.uuid}/", headers=HX).content.decode()
+    assert fragment.lstrip().startswith('<section id="trunk-result"')
+    assert "CT555555" in fragment and "every 2s" not in fragment
 
 
 def test_the_attempt_page_is_only_for_the_person_who_made_it(staff, client, bob, crazytel):
