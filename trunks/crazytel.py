@@ -1001,11 +1001,8 @@ def crazytel_client_for(tenant, *, rate_limiter: RateLimiter | None = None) -> C
 
 
 @sensitive_variables("api_key")
-def _shared_rate_limiter(api_key: str) -> RateLimiter | None:
-    """trunks.ratelimit's limiter for this key, once that module provides `rate_limiter_for`."""
-    try:
-        from trunks import ratelimit
-    except ImportError:
-        return None
-    factory = getattr(ratelimit, "rate_limiter_for", None)
-    return factory(api_key=api_key) if factory is not None else None
+def _shared_rate_limiter(api_key: str) -> RateLimiter:
+    """The deployment-wide limiter for this key (trunks.ratelimit: Redis, else the database)."""
+    from trunks.ratelimit import rate_limiter_for  # late: trunks.ratelimit imports this module
+
+    return rate_limiter_for(api_key=api_key)

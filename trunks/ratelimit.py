@@ -34,33 +34,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 
+from trunks.crazytel import RateLimited
+
 KEY_SALT = "trunks.ratelimit"
 
 
 # --- Errors ---------------------------------------------------------------------------------------
-
-
-def _rate_limited_class() -> type[Exception]:
-    """trunks.crazytel.RateLimited, imported late: the client module imports this one."""
-    try:
-        from trunks.crazytel import RateLimited
-    except ImportError:  # SHIM until the client (branch issue-3) is merged: remove then.
-        return _RateLimitedShim
-    return RateLimited
-
-
-class _RateLimitedShim(Exception):
-    """Stands in for trunks.crazytel.RateLimited until the client module exists (remove after merge)."""
-
-    category = "rate_limited"
-    status = None
-
-    def __init__(self, message: str, *, retry_after: float | None = None, status=None):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-        self.status = status
-        self.field_errors: dict[str, list[str]] = {}
 
 
 def rate_limited_error(message: str, *, retry_after: float) -> Exception:
@@ -68,7 +47,7 @@ def rate_limited_error(message: str, *, retry_after: float) -> Exception:
 
     status is None: nothing was sent, so there is no upstream status to record.
     """
-    return _rate_limited_class()(message, retry_after=retry_after, status=None)
+    return RateLimited(message, retry_after=retry_after, status=None)
 
 
 def _seconds(value: float) -> int:
