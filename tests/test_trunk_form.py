@@ -212,7 +212,7 @@ def test_the_trunk_is_created_on_the_posted_tenant(two_tenant_staff, crazytel):
 @pytest.mark.parametrize(
     ("change", "phrase"),
     [
-        ({"is_active": False}, "is inactive"),
+        ({"is_active": False}, "is deactivated"),
         ({"api_key_ciphertext": ""}, "has no Crazytel API key"),
     ],
 )
@@ -795,3 +795,12 @@ def test_browsers_are_told_not_to_fill_in_the_persons_own_password(staff, crazyt
     assert re.search(
         r'<input type="password" name="password"[^>]*autocomplete="new-password"', html
     )
+
+
+def test_a_tenant_whose_key_was_rejected_is_flagged_to_staff_on_the_form(staff, keyed_a, crazytel):
+    from trunks.services import tenant_connection_mark_failed
+
+    tenant_connection_mark_failed(tenant=keyed_a, message="Crazytel rejected the key (401).")
+    staff.get(URL)  # the numbers are cached from before the key went bad
+    html = staff.get(URL).content.decode()
+    assert "Crazytel rejected this tenant's key recently" in html
