@@ -1017,7 +1017,7 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
         status = AuditStatus.UNKNOWN
         message = MESSAGE_UNKNOWN
         if detail:
-            message += f" (Crazytel: {detail})"
+            message += f" Details: {detail}"
 
     all_messages = [m for msgs in field_errors.values() for m in msgs]
     recorded_message = message if not all_messages else f"{message} " + " ".join(all_messages)
