@@ -469,3 +469,19 @@ def test_two_processes_racing_with_one_token_are_decided_by_the_database(keyed_a
     assert len(create_calls(crazytel)) == 1
     assert AuditRecord.objects.count() == 1
     assert sorted(r.duplicate for r in results) == [False, True]
+
+
+def test_a_422_naming_another_field_lands_there_not_on_the_password(keyed_a, alice, crazytel):
+    crazytel.post(
+        TRUNKS_URL,
+        status=422,
+        json={"detail": [{"loc": ["body", "description"], "msg": "Too long", "type": "x"}]},
+    )
+    result = _create(keyed_a, alice)
+    assert list(result.field_errors) == ["description"]
+
+
+def test_a_422_without_a_field_is_put_on_the_password(keyed_a, alice, crazytel):
+    crazytel.post(TRUNKS_URL, status=422, json={"detail": "Unprocessable"})
+    result = _create(keyed_a, alice)
+    assert "password" in result.field_errors

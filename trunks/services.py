@@ -971,7 +971,8 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
 
     if isinstance(error, crazytel.ValidationFailed):
         field_errors = {k: list(v) for k, v in (error.field_errors or {}).items()}
-        if not field_errors.get("password"):
+        # The contract's 422 is about the password; say so there unless Crazytel named a field.
+        if not set(field_errors) & set(TRUNK_FIELDS):
             field_errors.setdefault("password", []).append(
                 "Crazytel refused this password: use at least 8 characters with an upper-case "
                 "letter, a lower-case letter and a digit."
@@ -1021,7 +1022,7 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
 
     all_messages = [m for msgs in field_errors.values() for m in msgs]
     recorded_message = message if not all_messages else f"{message} " + " ".join(all_messages)
-    final, shown, field_errors = finish(
+    final, _, field_errors = finish(
         status,
         message=recorded_message,
         category=error.category,
