@@ -50,7 +50,8 @@ MODES = {
         create_repeats=15,
         audit_repeats=9,
         wrk_seconds=5,
-        budget_seconds=20,
+        budget_seconds=15,
+        export_runs=2,
     ),
     # The smoke test's sizes: every code path, no meaningful numbers.
     "smoke": dict(
