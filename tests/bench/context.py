@@ -19,6 +19,8 @@ class Context:
         self._servers: list[Gunicorn] = []
         self._cookies: dict[int, str] = {}
         self._portal: Gunicorn | None = None
+        self._audit_rows: int | None = None
+        self.audit_generation_note = ""
         self.errors = 0
 
     def error(self, exc: BaseException) -> None:
@@ -38,7 +40,6 @@ class Context:
     def sandbox_available(self) -> bool:
         try:
             import trunks.sandbox.models  # noqa: F401
-
             from trunks.sandbox import urls
         except ImportError:
             return False
@@ -99,15 +100,13 @@ class Context:
 
     # --- the audit table -------------------------------------------------------------------------
 
-    audit_generation_note = ""
-
     def audit_records(self) -> int:
         """Make sure the audit table holds `audit_rows` records made by the project's generator."""
         from django.core.management import call_command, get_commands
 
         from trunks.models import AuditRecord
 
-        if getattr(self, "_audit_rows", None) is not None:
+        if self._audit_rows is not None:
             return self._audit_rows
         if "audit_generate" not in get_commands():
             raise FeatureMissing("audit_generate")
