@@ -73,12 +73,9 @@ def root(db):
     return user
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
-    """Opt in (pytestmark = pytest.mark.usefixtures(...)) where many users are made: MD5 is fast.
-
-    Autouse fixtures run before the user fixtures, so put it in `usefixtures` at module level.
-    """
+    """Every test hashes portal passwords with MD5: fast. (Production keeps Django's PBKDF2.)"""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
