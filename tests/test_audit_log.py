@@ -406,6 +406,113 @@ def test_chart_window_ends_on_the_filters_end_date(client, mallory, busy_log):
     assert chart.total == 1  # the 40-day-old failure
 
 
+def _aggregates(ctx) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"]]
+
+
+def test_list_page_loads_its_chart_as_a_fragment_that_follows_the_filters(
+    client, mallory, busy_log
+):
+    client.force_login(mallory)
+    page = client.get(LIST, {"status": "failed", "sort": "oldest", "after": "1_1"}).content.decode()
+    # The table comes without the chart; the chart loads into its place, with the same filters
+    # (not the paging or the order, which do not change it).
+    assert 'hx-get="/audit/chart/?status=failed"' in page
+    assert 'hx-trigger="load"' in page
+    assert "<svg" not in page
+    fragment = client.get(CHART, {"status": "failed"}, headers={"HX-Request": "true"})
+    html = fragment.content.decode()
+    assert fragment.context["chart"].total == 4
+    assert html.lstrip().startswith('<section class="card chart-card" id="audit-chart"')
+    assert "<html" not in html
+    # Without JavaScript, the same address is a page of its own.
+    assert "<html" in client.get(CHART, {"status": "failed"}).content.decode()
+
+
+def test_chart_counts_are_shared_briefly_and_dropped_when_a_record_is_written(
+    client, mallory, tenant_a, alice, busy_log
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(mallory)
+    client.get(LIST)  # the people menu is now cached too
+    htmx = {"HX-Request": "true"}
+    with CaptureQueriesContext(connection) as first:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 6
+    with CaptureQueriesContext(connection) as again:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 6
+    assert len(_aggregates(first)) == 1
+    assert _aggregates(again) == []  # from the cache
+    assert len(again.captured_queries) == len(first.captured_queries) - 1
+
+    audit_attempt(tenant=tenant_a, actor=alice, status="failed")
+    with CaptureQueriesContext(connection) as after_write:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 7
+    assert len(_aggregates(after_write)) == 1
+
+
+def test_cached_chart_is_per_reader_scope(client, mallory, brenda, root, two_tenants_log):
+    htmx = {"HX-Request": "true"}
+    client.force_login(mallory)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 2
+    client.force_login(brenda)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 1
+    client.force_login(root)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 3
+
+
+def test_chart_fragment_is_for_managers_only(client, alice, charlie, db):
+    for who in (alice, charlie):
+        client.force_login(who)
+        assert client.get(CHART).status_code == 403
+
+
+def test_page_query_count_is_the_same_for_every_filter_and_depth(
+    client, mallory, tenant_a, alice, busy_log
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(mallory)
+    from trunks.selectors import AuditCursor
+
+    client.get(LIST)  # the people menu is now cached, as it is for 60 s in use
+    counts = set()
+    middle = AuditCursor.of(busy_log["alice_ok"])
+    for params in (
+        {},
+        {"actor": alice.pk, "status": "failed", "tenant": tenant_a.pk, "q": "reception"},
+        {"after": str(middle)},
+        {"before": str(middle), "sort": "oldest"},
+        {"date_from": "2026-01-01", "date_to": "2026-12-31", "kind": "trunk_create"},
+    ):
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(LIST, params).status_code == 200
+        counts.add(len(ctx.captured_queries))
+    assert len(counts) == 1, counts
+
+
+def test_table_cells_and_menus_escape_what_people_typed(client, mallory, tenant_a, alice):
+    audit_attempt(
+        tenant=tenant_a,
+        actor=alice,
+        status="failed",
+        description='<script>alert("x")</script> & co',
+        error_message="<b>bold</b>",
+    )
+    alice.username = "alice<i>"
+    alice.save()
+    client.force_login(mallory)
+    html = client.get(LIST, {"actor": alice.pk}).content.decode()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html
+    # The chosen person stays selected in the menu, their name escaped there too.
+    assert f'<option value="{alice.pk}" selected>alice&lt;i&gt;</option>' in html
+    assert 'class="status-failed"' in html
+
+
 # --- Detail --------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Short-lived shared caches for the audit log's pages: the chart's per-day counts and the
-"Who" choice list. Stale by at most AUDIT_CACHE_SECONDS, and dropped at once when a record is
-written (a generation number every key includes, bumped by trunks.audit)."""
+"Who" choice list. Each is stale by at most AUDIT_CACHE_SECONDS; the chart's counts are also
+dropped at once when a record is written (a generation number their keys include, bumped by
+trunks.audit), the people list (which depends on memberships, not records) only by its TTL."""
 
 import hashlib
 import logging
@@ -14,43 +15,52 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-
-_GENERATION_KEY = "audit:generation"
+RECORDS = "records"  # figures computed from the records
+PEOPLE = "people"  # figures computed from memberships
 
 
 def _ttl() -> int:
     return getattr(settings, "AUDIT_CACHE_SECONDS", 60)
 
 
-def audit_cache_clear() -> None:
-    """Drop every cached figure now: the next page view recomputes them."""
+def _bump(*generations: str) -> None:
     try:
-        cache.set(_GENERATION_KEY, uuid.uuid4().hex, None)
+        cache.set_many({f"audit:generation:{g}": uuid.uuid4().hex for g in generations}, None)
     except Exception:  # A cache outage must never stop the log being written.
         logger.warning("audit cache: could not invalidate", exc_info=True)
 
 
+def audit_cache_clear() -> None:
+    """Drop every cached figure now: the next page view recomputes them."""
+    _bump(RECORDS, PEOPLE)
+
+
+def _records_changed() -> None:
+    _bump(RECORDS)
+
+
 def audit_cache_invalidate() -> None:
-    """After a write: drop every cached figure now, and again once the transaction commits (so a
-    reader between the two cannot keep a figure computed before the commit)."""
-    audit_cache_clear()
-    transaction.on_commit(audit_cache_clear)
+    """After a record is written: drop the figures computed from records now, and again once
+    the transaction commits (so a reader between the two cannot keep a figure computed before
+    the commit)."""
+    _records_changed()
+    transaction.on_commit(_records_changed)
 
 
-def audit_cached[T](parts: tuple, compute: Callable[[], T]) -> T:
+def audit_cached[T](parts: tuple, compute: Callable[[], T], *, generation: str = RECORDS) -> T:
     """`compute()`, shared for AUDIT_CACHE_SECONDS under a key made of `parts` (which must name
-    everything the result depends on, including who may see it)."""
+    everything the result depends on, including who may see it) and the current `generation`."""
     ttl = _ttl()
     if ttl <= 0:
         return compute()
     try:
-        generation = cache.get(_GENERATION_KEY)
-        if generation is None:
-            generation = uuid.uuid4().hex
-            cache.add(_GENERATION_KEY, generation, None)
-            generation = cache.get(_GENERATION_KEY) or generation
+        generation_key = f"audit:generation:{generation}"
+        current = cache.get(generation_key)
+        if current is None:
+            cache.add(generation_key, uuid.uuid4().hex, None)
+            current = cache.get(generation_key)
         digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
-        key = f"audit:{generation}:{digest}"
+        key = f"audit:{generation}:{current}:{digest}"
         value: Any = cache.get(key)
     except Exception:
         logger.warning("audit cache: unavailable, computing", exc_info=True)

@@ -208,7 +208,7 @@ def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
     read (everyone, for superusers). Shared briefly through the cache (trunks.audit_cache)."""
     from django.contrib.auth import get_user_model
 
-    from .audit_cache import audit_cached
+    from .audit_cache import PEOPLE, audit_cached
 
     UserModel = get_user_model()
     if user.is_superuser:
@@ -221,6 +221,7 @@ def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
     return audit_cached(
         ("actors", scope),
         lambda: list(actors.order_by("username").values_list("pk", "username")),
+        generation=PEOPLE,
     )
 
 

@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpRespo
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET
 
@@ -76,11 +78,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     )
     base_query = _query(request.GET, after=None, before=None)
     newest_first = sort != "oldest"
+    rows = _list_rows(page.records)
     context = {
         "filterset": filterset,
         "form": filterset.form,
         "page": page,
-        "rows": _list_rows(page.records),
+        "rows": rows,
+        "rows_html": _rows_html(rows),
         "columns": AUDIT_COLUMNS,
         "newest_first": newest_first,
         "is_first_page": page.previous_cursor is None,
@@ -121,6 +125,32 @@ def _list_rows(records) -> list[tuple]:
         )
         rows.append((record, row, f"{head}{record.pk}{tail}"))
     return rows
+
+
+def _rows_html(rows: list[tuple]) -> str:
+    """The table's rows as markup. Written out here rather than in the template: 50 rows of 10
+    cells cost Django's template engine ~8 ms (a variable lookup per cell); this is ~1 ms.
+    Everything from a record is escaped."""
+    unknown = AuditStatus.UNKNOWN
+    out = []
+    for _record, row, url in rows:
+        status = escape(row["status"])
+        extra = " row-unknown" if row["status"] == unknown else ""
+        out.append(
+            f'<tr class="status-{status}{extra}">'
+            f'<td><a href="{escape(url)}">#{int(row["id"])}</a></td>'
+            f'<td><time datetime="{escape(row["when"])}">{escape(row["when_text"])}</time></td>'
+            f"<td>{escape(row['tenant'])}</td>"
+            f"<td>{escape(row['actor'] or '—')}</td>"
+            f"<td>{escape(row['kind'])}</td>"
+            f'<td><span class="badge badge-{status}">{escape(row["status_text"])}</span></td>'
+            f"<td>{escape(row['trunk_username'])}</td>"
+            f'<td class="nowrap">{escape(row["caller_id"])}</td>'
+            f"<td>{escape(row['description'])}</td>"
+            f"<td>{escape(row['outcome_short'])}</td>"
+            "</tr>"
+        )
+    return mark_safe("\n".join(out))  # noqa: S308 (every value above is escaped)
 
 
 @require_GET
