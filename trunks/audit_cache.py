@@ -53,22 +53,25 @@ def audit_cached[T](parts: tuple, compute: Callable[[], T], *, generation: str =
     ttl = _ttl()
     if ttl <= 0:
         return compute()
+    generation_key = f"audit:generation:{generation}"
+    key = f"audit:{generation}:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
     try:
-        generation_key = f"audit:generation:{generation}"
-        current = cache.get(generation_key)
+        # One round trip: the current generation and the stored (generation, value) pair, which
+        # is only good while its generation is still the current one.
+        found = cache.get_many([generation_key, key])
+        current = found.get(generation_key)
         if current is None:
             cache.add(generation_key, uuid.uuid4().hex, None)
             current = cache.get(generation_key)
-        digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
-        key = f"audit:{generation}:{current}:{digest}"
-        value: Any = cache.get(key)
     except Exception:
         logger.warning("audit cache: unavailable, computing", exc_info=True)
         return compute()
-    if value is None:
-        value = compute()
-        try:
-            cache.set(key, value, ttl)
-        except Exception:
-            logger.warning("audit cache: could not store", exc_info=True)
+    stored: Any = found.get(key)
+    if stored is not None and stored[0] == current:
+        return stored[1]
+    value = compute()
+    try:
+        cache.set(key, (current, value), ttl)
+    except Exception:
+        logger.warning("audit cache: could not store", exc_info=True)
     return value

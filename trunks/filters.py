@@ -9,7 +9,6 @@ from django.db.models import Q
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from .models import AuditKind, AuditRecord, AuditStatus
 
@@ -46,7 +45,8 @@ class QuickSelect(forms.Select):
             "",
             '<option value="{}"{}>{}</option>',
             (
-                (key, mark_safe(" selected") if str(key) in chosen else "", label)
+                # " selected" comes through format_html's escaping unchanged.
+                (key, " selected" if str(key) in chosen else "", label)
                 for key, label in self.choices
             ),
         )

@@ -4,13 +4,13 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
+from html import escape  # the stdlib's: Django's adds a lazy-string wrapper per call
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET
