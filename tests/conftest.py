@@ -113,3 +113,12 @@ def brenda(tenant_b):
     return MembershipFactory(
         user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
     ).user
+
+
+@pytest.fixture(autouse=True)
+def fresh_audit_cache():
+    """Each test starts with no cached audit figures (trunks.audit_cache): ids are reused across
+    tests on SQLite, and the cache (locmem or Redis) outlives a test."""
+    from trunks.audit_cache import audit_cache_clear
+
+    audit_cache_clear()
