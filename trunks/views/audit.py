@@ -4,14 +4,13 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
-from html import escape  # the stdlib's: Django's adds a lazy-string wrapper per call
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html_join
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET
 
@@ -130,27 +129,35 @@ def _list_rows(records) -> list[tuple]:
 def _rows_html(rows: list[tuple]) -> str:
     """The table's rows as markup. Written out here rather than in the template: 50 rows of 10
     cells cost Django's template engine ~8 ms (a variable lookup per cell); this is ~1 ms.
-    Everything from a record is escaped."""
+    format_html_join escapes every value from a record."""
     unknown = AuditStatus.UNKNOWN
-    out = []
-    for _record, row, url in rows:
-        status = escape(row["status"])
-        extra = " row-unknown" if row["status"] == unknown else ""
-        out.append(
-            f'<tr class="status-{status}{extra}">'
-            f'<td><a href="{escape(url)}">#{int(row["id"])}</a></td>'
-            f'<td><time datetime="{escape(row["when"])}">{escape(row["when_text"])}</time></td>'
-            f"<td>{escape(row['tenant'])}</td>"
-            f"<td>{escape(row['actor'] or '—')}</td>"
-            f"<td>{escape(row['kind'])}</td>"
-            f'<td><span class="badge badge-{status}">{escape(row["status_text"])}</span></td>'
-            f"<td>{escape(row['trunk_username'])}</td>"
-            f'<td class="nowrap">{escape(row["caller_id"])}</td>'
-            f"<td>{escape(row['description'])}</td>"
-            f"<td>{escape(row['outcome_short'])}</td>"
-            "</tr>"
-        )
-    return mark_safe("\n".join(out))  # noqa: S308 (every value above is escaped)
+    return format_html_join(
+        "\n",
+        '<tr class="status-{}{}"><td><a href="{}">#{}</a></td>'
+        '<td><time datetime="{}">{}</time></td><td>{}</td><td>{}</td><td>{}</td>'
+        '<td><span class="badge badge-{}">{}</span></td><td>{}</td>'
+        '<td class="nowrap">{}</td><td>{}</td><td>{}</td></tr>',
+        (
+            (
+                row["status"],
+                " row-unknown" if row["status"] == unknown else "",
+                url,
+                int(row["id"]),
+                row["when"],
+                row["when_text"],
+                row["tenant"],
+                row["actor"] or "—",
+                row["kind"],
+                row["status"],
+                row["status_text"],
+                row["trunk_username"],
+                row["caller_id"],
+                row["description"],
+                row["outcome_short"],
+            )
+            for _record, row, url in rows
+        ),
+    )
 
 
 @require_GET
