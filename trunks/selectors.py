@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from .models import ROLE_RANK, AuditKind, AuditRecord, Membership, Role, Tenant
+from .models import ROLE_RANK, AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -424,11 +425,6 @@ def audit_chart_counts(
 
 
 # --- Trunks (issue 5) ----------------------------------------------------------------------------
-
-
-from django.core.exceptions import ValidationError  # noqa: E402
-
-from .models import AuditStatus  # noqa: E402
 
 
 def trunk_attempt_for_token(*, user: User, token: str) -> AuditRecord | None:
