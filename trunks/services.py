@@ -519,6 +519,13 @@ def _other_admins_exist(*, membership: Membership) -> bool:
 
 
 def _member_for_update(*, tenant: Tenant, membership_id: int) -> Membership:
+    """The member, locked together with the tenant's admins, so that two demotions or removals
+    at once cannot both pass the last-admin check. Call inside a transaction."""
+    list(
+        Membership.objects.select_for_update()
+        .filter(tenant=tenant, role=Role.ADMIN)
+        .values_list("pk", flat=True)
+    )
     try:
         return (
             Membership.objects.select_for_update()
@@ -527,6 +534,20 @@ def _member_for_update(*, tenant: Tenant, membership_id: int) -> Membership:
         )
     except Membership.DoesNotExist:
         raise NotFound("No such member in this tenant.") from None
+
+
+def _refuse_removing_last_admin(*, actor, membership: Membership, field: str | None = None):
+    """A tenant admin may not leave the tenant without an admin; a superuser may."""
+    if (
+        membership.role == Role.ADMIN
+        and not _is_superuser(actor)
+        and not _other_admins_exist(membership=membership)
+    ):
+        raise Conflict(
+            f"{membership.user.get_username()} is this tenant's only admin: make someone else "
+            "admin first.",
+            field=field,
+        )
 
 
 def member_set_role(
@@ -541,26 +562,11 @@ def member_set_role(
     _require_tenant_admin(actor, tenant=tenant)
     role = _clean_role(role)
     with transaction.atomic():
-        # Lock the tenant's admins so two demotions at once cannot both pass the last-admin check.
-        list(
-            Membership.objects.select_for_update()
-            .filter(tenant=tenant, role=Role.ADMIN)
-            .values_list("pk", flat=True)
-        )
         membership = _member_for_update(tenant=tenant, membership_id=membership_id)
         old = membership.role
         if old == role:
             return membership
-        if (
-            old == Role.ADMIN
-            and not _is_superuser(actor)
-            and not _other_admins_exist(membership=membership)
-        ):
-            raise Conflict(
-                f"{membership.user.get_username()} is this tenant's only admin: make someone else "
-                "admin first.",
-                field="role",
-            )
+        _refuse_removing_last_admin(actor=actor, membership=membership, field="role")
         membership.role = role
         membership.save(update_fields=["role"])
         audit_event_record(
@@ -587,21 +593,8 @@ def member_remove(
     """Remove a member from the tenant (the user account stays). Not the last admin, unless superuser."""
     _require_tenant_admin(actor, tenant=tenant)
     with transaction.atomic():
-        list(
-            Membership.objects.select_for_update()
-            .filter(tenant=tenant, role=Role.ADMIN)
-            .values_list("pk", flat=True)
-        )
         membership = _member_for_update(tenant=tenant, membership_id=membership_id)
-        if (
-            membership.role == Role.ADMIN
-            and not _is_superuser(actor)
-            and not _other_admins_exist(membership=membership)
-        ):
-            raise Conflict(
-                f"{membership.user.get_username()} is this tenant's only admin: make someone else "
-                "admin first."
-            )
+        _refuse_removing_last_admin(actor=actor, membership=membership)
         username, role = membership.user.get_username(), membership.role
         membership.delete()
         audit_event_record(
