@@ -16,6 +16,8 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, R
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# axe-core's moderate and minor findings, for a person to review (they do not fail a journey).
+AXE_REPORT = ROOT / "artifacts" / "axe-minor.txt"
 
 # This machine's network is closed: Chromium must not try to phone home (each attempt would
 # wait for a timeout, and some show up as console errors).

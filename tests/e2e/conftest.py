@@ -17,6 +17,7 @@ from django.test import Client
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
 from .browser import (
+    AXE_REPORT,
     CHROMIUM_ARGS,
     FATAL_IMPACTS,
     SCREENSHOTS,
@@ -122,6 +123,7 @@ def _fresh_screenshots():
         for png in SCREENSHOTS.glob("*.png"):
             png.unlink()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
 
 
 @pytest.fixture(autouse=True)
@@ -184,6 +186,11 @@ class Portal:
             violations = axe_violations(self.page)
             fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
             assert not fatal, f"axe on {self.page.url} ({name}):\n" + format_violations(fatal)
+            if violations:
+                with AXE_REPORT.open("a") as report:
+                    report.write(
+                        f"\n{name or ''} {self.page.url}\n{format_violations(violations)}\n"
+                    )
             # axe runs through the DevTools protocol; make sure it did not trip the CSP itself.
             self.assert_clean()
         if name:

@@ -96,3 +96,22 @@ def test_the_axe_scan_finds_a_serious_violation(portal, charlie):
     ids = {v["id"] for v in axe_violations(portal.page) if v["impact"] in {"serious", "critical"}}
     assert "label" in ids
     portal.assert_clean()
+
+
+def test_the_login_works_from_the_keyboard_alone(portal, charlie, password):
+    page = portal.page
+    portal.goto("/accounts/login/")
+    # The username field has focus on arrival; on the next page the first Tab reaches the skip link.
+    expect(page.get_by_label("Username")).to_be_focused()
+    page.keyboard.type("charlie")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Welcome, charlie")).to_be_visible()
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
