@@ -101,6 +101,11 @@ class PageWatch:
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     failed_assets: list[str] = field(default_factory=list)
+    # Every page and htmx/fetch answer the portal sent: (url, status, body), to search for secrets.
+    bodies: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def bodies_containing(self, secret: str) -> list[str]:
+        return [f"{status} {url}" for url, status, body in self.bodies if secret in body]
 
     def problems(self) -> list[str]:
         out = [f"CSP violation: {v}" for v in self.csp_violations]
@@ -142,6 +147,15 @@ def watch_context(context: BrowserContext) -> PageWatch:
             ):
                 watch.failed_assets.append(f"{response.status} {response.url}")
 
+        def keep_body(response: Response) -> None:
+            if response.request.resource_type in {"document", "xhr", "fetch"} and not (
+                300 <= response.status < 400
+            ):
+                try:
+                    watch.bodies.append((response.url, response.status, response.text()))
+                except Exception:  # a body the browser dropped already (it navigated away)
+                    watch.bodies.append((response.url, response.status, ""))
+
         def on_request_failed(request: Request) -> None:
             # ERR_ABORTED: the page navigated away before the asset arrived, not a fault.
             if request.resource_type in {"stylesheet", "script", "image", "font"} and (
@@ -151,6 +165,7 @@ def watch_context(context: BrowserContext) -> PageWatch:
 
         page.on("console", on_console)
         page.on("response", on_response)
+        page.on("response", keep_body)
         page.on("requestfailed", on_request_failed)
 
     context.on("page", on_page)
@@ -175,5 +190,7 @@ def screenshot(page: Page, name: str) -> Path:
     """A full-page PNG at artifacts/screenshots/<name>.png (git-ignored), replaced every run."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    # caret="initial": hiding the caret leaves an empty style="" on every input, which htmx's settle
+    # step then copies with setAttribute, a CSP violation the portal itself never causes.
+    page.screenshot(path=str(path), full_page=True, animations="disabled", caret="initial")
     return path

@@ -183,6 +183,10 @@ class Portal:
         self.page.wait_for_load_state()
         self.assert_clean()
         if self.js:
+            # Let transitions end (an htmx indicator fading out is half-transparent for 200 ms).
+            self.page.wait_for_function(
+                "() => document.getAnimations().every(a => a.playState !== 'running')"
+            )
             violations = axe_violations(self.page)
             fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
             assert not fatal, f"axe on {self.page.url} ({name}):\n" + format_violations(fatal)
