@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
@@ -127,6 +128,14 @@ def _fresh_screenshots():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Cached verified numbers and the rate limiter's state must not leak from one test to the next."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """The journeys log people in many times; the real hasher's cost is not what they test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -223,3 +232,61 @@ def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
 @pytest.fixture
 def portal(open_portal) -> Portal:
     return open_portal()
+
+
+# --- Tenants wired to the built-in Crazytel sandbox ------------------------------------------------
+
+# Crazytel lists numbers in international form without "+"; people see them in national format.
+NUMBERS_ALPHA = [
+    {"number": "61298765432", "label": "Sydney office"},
+    {"number": "61387654321", "label": ""},
+    {"number": "61412345678", "label": "Ops mobile"},
+    {"number": "61487654321", "label": ""},
+]
+NUMBERS_BRAVO = [
+    {"number": "61755501234", "label": "Brisbane desk"},
+    {"number": "61400111222", "label": "Bravo mobile"},
+]
+
+
+def _sandbox_account(name: str, numbers: list[dict]):
+    from trunks.sandbox.services import sandbox_account_ensure
+
+    account = sandbox_account_ensure(name=name)
+    account.verified_numbers = numbers
+    account.save()
+    return account
+
+
+@pytest.fixture
+def sandbox_alpha(transactional_db):
+    return _sandbox_account("Alpha Telecom's Crazytel", NUMBERS_ALPHA)
+
+
+@pytest.fixture
+def sandbox_bravo(transactional_db):
+    return _sandbox_account("Bravo Networks' Crazytel", NUMBERS_BRAVO)
+
+
+@pytest.fixture
+def alpha(tenant_a, sandbox_alpha, live_server):
+    """Tenant A, its key set, talking to its own sandbox account."""
+    from .journeys import sandbox_url, tenant_connect
+
+    return tenant_connect(
+        tenant_a, base_url=sandbox_url(live_server), api_key=sandbox_alpha.api_key
+    )
+
+
+@pytest.fixture
+def bravo(tenant_b, sandbox_bravo, live_server, alice):
+    """Tenant B, on its own sandbox account; alice is staff here too (so she picks a tenant)."""
+    from tests.factories import MembershipFactory
+    from trunks.models import Role
+
+    from .journeys import sandbox_url, tenant_connect
+
+    MembershipFactory(user=alice, tenant=tenant_b, role=Role.STAFF)
+    return tenant_connect(
+        tenant_b, base_url=sandbox_url(live_server), api_key=sandbox_bravo.api_key
+    )
