@@ -53,13 +53,17 @@ class HtmxLoginRedirectMiddleware:
 
 
 class RequestIdMiddleware:
-    """Give each request an id (kept in the audit log and sent back as X-Request-ID)."""
+    """Give each request an id (kept in the audit log and sent back as X-Request-ID), and the
+    client's address as trusted proxies report it (request.client_ip; see portal.clientip)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        from portal.clientip import client_ip_from
+
         request.request_id = uuid.uuid4().hex
+        request.client_ip = client_ip_from(request)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response

@@ -1,5 +1,6 @@
 """The portal's one settings module: every value comes from the environment (see .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_filters",
+    "axes",
+    "portal.apps.PortalConfig",
     "trunks",
     "trunks.sandbox",
 ]
@@ -79,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.HtmxLoginRedirectMiddleware",
+    # Last, so it can turn a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -125,6 +130,12 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"
@@ -185,6 +196,18 @@ SESSION_SAVE_EVERY_REQUEST = True
 # Absolute timeout: a session older than this is ended whatever its activity.
 SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 60 * 60)
 
+# Login throttling (django-axes): failures are counted per username *and* client address together,
+# so an attacker can neither lock a colleague out from elsewhere nor try many passwords for one user.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.clientip.client_ip"
+# How many reverse proxies of our own sit in front of the portal. Each appends the address it saw to
+# X-Forwarded-For; only those entries are believed. 0 (the default): REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
@@ -212,6 +235,18 @@ CRAZYTEL_SIP_REGISTRAR = env.str("CRAZYTEL_SIP_REGISTRAR", default="")
 CRAZYTEL_NUMBERS_CACHE_TTL = env.int("CRAZYTEL_NUMBERS_CACHE_TTL", default=300)
 # Crazytel allows 60 requests/minute per key; keep a little headroom.
 CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", default=55)
+# The window those requests are counted in (seconds; tests shorten it), and how long a request may
+# wait for a token before the person is told when to retry.
+CRAZYTEL_RATE_LIMIT_WINDOW = env.float("CRAZYTEL_RATE_LIMIT_WINDOW", default=60.0)
+CRAZYTEL_RATE_LIMIT_MAX_WAIT = env.float("CRAZYTEL_RATE_LIMIT_MAX_WAIT", default=1.0)
+# After a 429: honour Retry-After up to this many seconds; without one, back off exponentially
+# (base, cap; with jitter).
+CRAZYTEL_RETRY_AFTER_MAX = env.float("CRAZYTEL_RETRY_AFTER_MAX", default=600.0)
+CRAZYTEL_BACKOFF_BASE = env.float("CRAZYTEL_BACKOFF_BASE", default=2.0)
+CRAZYTEL_BACKOFF_MAX = env.float("CRAZYTEL_BACKOFF_MAX", default=60.0)
+# Circuit breaker: after this many consecutive 5xx from Crazytel, no calls for the cool-off.
+CRAZYTEL_BREAKER_THRESHOLD = env.int("CRAZYTEL_BREAKER_THRESHOLD", default=5)
+CRAZYTEL_BREAKER_COOLOFF = env.float("CRAZYTEL_BREAKER_COOLOFF", default=30.0)
 
 # Fernet keys for the tenants' API keys at rest, newest first, comma-separated.
 CREDENTIALS_ENCRYPTION_KEYS = [

@@ -68,3 +68,16 @@ def root(db):
     user.is_staff = True
     user.save()
     return user
+
+
+# --- The Crazytel sandbox (issue 3) ------------------------------------------------------------
+
+SANDBOX_KEY = "ctsbx_test_alpha_0123456789abcdef"
+
+
+@pytest.fixture
+def sandbox_account(db):
+    """A sandbox Crazytel account (key SANDBOX_KEY) with a mix of landlines and 614 mobiles."""
+    from trunks.sandbox.services import sandbox_account_ensure
+
+    return sandbox_account_ensure(name="Alpha sandbox", api_key=SANDBOX_KEY)

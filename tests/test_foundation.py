@@ -107,7 +107,14 @@ def _serve(extra_env: dict[str, str]):
     ("env", "failing"),
     [
         ({"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"}, "database"),
-        ({"CACHE_URL": "redis://127.0.0.1:1/0"}, "cache"),
+        # Its own SQLite file: the test must not depend on the developer's database existing.
+        (
+            {
+                "CACHE_URL": "redis://127.0.0.1:1/0",
+                "DATABASE_URL": "sqlite:////tmp/healthz-probe.sqlite3",
+            },
+            "cache",
+        ),
     ],
 )
 def test_healthz_answers_503_naming_the_part_that_is_down(env, failing):

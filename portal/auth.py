@@ -1,0 +1,44 @@
+"""Login-related glue: the lockout page, and the session's start time for the absolute timeout."""
+
+import time
+
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
+from django.shortcuts import render
+
+from portal.middleware import SESSION_STARTED_KEY
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes' lockout: the login page again, saying why and for how long (AXES_LOCKOUT_CALLABLE)."""
+    from axes.helpers import get_cool_off
+
+    cool_off = get_cool_off(request)
+    wait = _minutes(cool_off.total_seconds()) if cool_off else "a while"
+    message = (
+        "Too many failed log-ins for this username from your address. "
+        f"Log-in is paused for {wait}; try again later, or ask your portal administrator "
+        "to unlock the account."
+    )
+    form = AuthenticationForm(request)
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    form.initial["username"] = username[:150] if isinstance(username, str) else ""
+    context = {"form": form, "lockout_message": message, "next": request.POST.get("next", "")}
+    # 429 Too Many Requests, with the page a person can read (not a bare 403 text).
+    response = render(request, "registration/login.html", context, status=429)
+    if cool_off:
+        response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response
+
+
+@receiver(user_logged_in, dispatch_uid="portal.session_started")
+def session_started_on_login(sender, request, user, **kwargs):
+    """The absolute session timeout counts from the moment of login (AbsoluteSessionTimeoutMiddleware)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_STARTED_KEY] = int(time.time())

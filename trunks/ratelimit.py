@@ -1,0 +1,412 @@
+"""Crazytel's per-key rate limit, respected by every process of the deployment, and a circuit breaker.
+
+Crazytel allows 60 requests a minute per API key. One limiter state per key lives where every web
+process and worker sees it: Redis (atomic Lua scripts) when the cache is Redis, else the database
+(one row, changed only under a row lock). Never a per-process cache. The state's name is an HMAC
+of the API key under a key derived from SECRET_KEY, so neither Redis nor the database holds the key.
+
+The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token comes back exactly one
+window after it was spent (a sliding-window log). A classic bucket that refills at a constant rate
+lets up to twice its size through in some 60-second window; this one never lets more than its size.
+
+How the Crazytel client uses it (one limiter per key, shared state):
+
+    limiter.acquire()                       # before each request; may raise RateLimited
+    ... send the request ...
+    if response.status_code == 429:
+        limiter.note_retry_after(retry_after_parse(response.headers.get("Retry-After")))
+    else:
+        limiter.note_result(server_error=response.status_code >= 500)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.crypto import salted_hmac
+
+from trunks.crazytel import RateLimited
+
+KEY_SALT = "trunks.ratelimit"
+
+
+# --- Errors ---------------------------------------------------------------------------------------
+
+
+def rate_limited_error(message: str, *, retry_after: float) -> Exception:
+    """The RateLimited error a caller catches; `retry_after` in whole seconds, at least 1.
+
+    status is None: nothing was sent, so there is no upstream status to record.
+    """
+    return RateLimited(message, retry_after=retry_after, status=None)
+
+
+def _seconds(value: float) -> int:
+    return max(1, math.ceil(value))
+
+
+# --- Retry-After ----------------------------------------------------------------------------------
+
+
+def retry_after_parse(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if garbage."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    if text.replace(".", "", 1).isdigit() and text.isascii():
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+# --- Backends -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one attempt to take a token."""
+
+    granted: bool
+    # Why not: "window" (no token left), "blocked" (after a 429), "breaker" (upstream failing).
+    reason: str = ""
+    wait: float = 0.0
+
+
+class Backend(Protocol):
+    def take(self, key: str, *, capacity: int, window: float) -> Decision: ...
+
+    def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float: ...
+
+    def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool: ...
+
+
+def _backoff_delay(level: int, *, base: float, cap: float, jitter: float) -> float:
+    """Capped exponential backoff with "equal jitter": between half and all of base·2^level."""
+    delay = min(cap, base * (2 ** min(level, 30)))
+    return delay / 2 + delay / 2 * jitter
+
+
+# A 429 this long after the previous block ended starts the backoff from the bottom again.
+BACKOFF_RESET_AFTER = 60.0
+
+_TAKE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local capacity = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local breaker = tonumber(redis.call('HGET', KEYS[2], 'breaker_until') or '0')
+if breaker > now then return {'breaker', tostring(breaker - now)} end
+local blocked = tonumber(redis.call('HGET', KEYS[2], 'blocked_until') or '0')
+if blocked > now then return {'blocked', tostring(blocked - now)} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < capacity then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+  return {'granted', tostring(now)}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {'window', tostring(tonumber(oldest[2]) + window - now)}
+"""
+
+_BLOCK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local current = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0')
+local delay
+if ARGV[1] ~= '' then
+  delay = tonumber(ARGV[1])
+else
+  local level = tonumber(redis.call('HGET', KEYS[1], 'backoff_level') or '0')
+  if now - math.max(current, tonumber(redis.call('HGET', KEYS[1], 'last_429_at') or '0'))
+      > tonumber(ARGV[5]) then
+    level = 0
+  end
+  local base = tonumber(ARGV[2])
+  local cap = tonumber(ARGV[3])
+  delay = math.min(cap, base * 2 ^ math.min(level, 30))
+  delay = delay / 2 + delay / 2 * tonumber(ARGV[4])
+  redis.call('HSET', KEYS[1], 'backoff_level', level + 1)
+end
+redis.call('HSET', KEYS[1], 'last_429_at', now)
+local untl = math.max(current, now + delay)
+redis.call('HSET', KEYS[1], 'blocked_until', untl)
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(untl - now)
+"""
+
+_RESULT_LUA = """
+if ARGV[1] == '0' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+  redis.call('EXPIRE', KEYS[1], 3600)
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+redis.call('EXPIRE', KEYS[1], 3600)
+if failures >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'breaker_until', now + tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+class RedisBackend:
+    """The limiter state in Redis: a sorted set of grant times and a hash; every step one script.
+
+    Time is Redis's own clock (TIME), so web servers with slightly different clocks agree.
+    """
+
+    def __init__(self, client, *, prefix: str = "portal:crazytel-ratelimit"):
+        self.client = client
+        self.prefix = prefix
+        self._take = client.register_script(_TAKE_LUA)
+        self._block = client.register_script(_BLOCK_LUA)
+        self._result = client.register_script(_RESULT_LUA)
+
+    def _keys(self, key: str) -> tuple[str, str]:
+        return f"{self.prefix}:{key}:grants", f"{self.prefix}:{key}:state"
+
+    def take(self, key: str, *, capacity: int, window: float) -> Decision:
+        outcome, value = self._take(keys=self._keys(key), args=[capacity, window, uuid.uuid4().hex])
+        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+        if outcome == "granted":
+            return Decision(True)
+        return Decision(False, outcome, max(0.0, float(value)))
+
+    def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
+        args = ["" if seconds is None else seconds, base, cap, random.random(), BACKOFF_RESET_AFTER]  # noqa: S311 (jitter)
+        return float(self._block(keys=[self._keys(key)[1]], args=args))
+
+    def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool:
+        args = [1 if server_error else 0, threshold, cooloff]
+        return bool(self._result(keys=[self._keys(key)[1]], args=args))
+
+    def reset(self, key: str) -> None:
+        self.client.delete(*self._keys(key))
+
+
+class DatabaseBackend:
+    """The limiter state in one RateLimitBucket row, read and written under a row lock.
+
+    On PostgreSQL the row lock (SELECT … FOR UPDATE) serialises processes; on SQLite the settings'
+    IMMEDIATE transactions take the write lock at BEGIN, which serialises them the same way.
+    """
+
+    def __init__(self, using: str = "default"):
+        self.using = using
+
+    def _locked(self, key: str):
+        from trunks.models import RateLimitBucket
+
+        manager = RateLimitBucket.objects.using(self.using)
+        try:
+            return manager.select_for_update().get(key=key)
+        except RateLimitBucket.DoesNotExist:
+            pass
+        try:
+            with transaction.atomic(using=self.using):
+                manager.create(key=key)
+        except IntegrityError:
+            pass  # Another process created it first.
+        return manager.select_for_update().get(key=key)
+
+    def take(self, key: str, *, capacity: int, window: float) -> Decision:
+        with transaction.atomic(using=self.using):
+            row = self._locked(key)
+            now = time.time()
+            if row.breaker_until > now:
+                return Decision(False, "breaker", row.breaker_until - now)
+            if row.blocked_until > now:
+                return Decision(False, "blocked", row.blocked_until - now)
+            grants = [g for g in row.grants if g > now - window]
+            if len(grants) < capacity:
+                grants.append(now)
+                row.grants = grants
+                row.save(update_fields=["grants"])
+                return Decision(True)
+            if grants != row.grants:
+                row.grants = grants
+                row.save(update_fields=["grants"])
+            return Decision(False, "window", max(0.0, grants[0] + window - now))
+
+    def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
+        with transaction.atomic(using=self.using):
+            row = self._locked(key)
+            now = time.time()
+            if seconds is None:
+                level = row.backoff_level
+                if now - max(row.blocked_until, row.last_429_at) > BACKOFF_RESET_AFTER:
+                    level = 0
+                seconds = _backoff_delay(level, base=base, cap=cap, jitter=random.random())  # noqa: S311
+                row.backoff_level = min(level + 1, 30)
+            row.last_429_at = now
+            row.blocked_until = max(row.blocked_until, now + seconds)
+            row.save(update_fields=["backoff_level", "last_429_at", "blocked_until"])
+            return row.blocked_until - now
+
+    def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool:
+        from trunks.models import RateLimitBucket
+
+        manager = RateLimitBucket.objects.using(self.using)
+        if not server_error:
+            # The common case is one UPDATE, and none at all when nothing was failing.
+            manager.filter(key=key, failures__gt=0).update(failures=0)
+            return False
+        with transaction.atomic(using=self.using):
+            row = self._locked(key)
+            row.failures += 1
+            opened = row.failures >= threshold
+            if opened:
+                row.breaker_until = time.time() + cooloff
+            row.save(update_fields=["failures", "breaker_until"])
+            return opened
+
+    def reset(self, key: str) -> None:
+        from trunks.models import RateLimitBucket
+
+        RateLimitBucket.objects.using(self.using).filter(key=key).delete()
+
+
+def redis_client_from_cache(alias: str = "default"):
+    """The redis-py client behind Django's cache `alias`, or None when that cache is not Redis."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    cache = caches[alias]
+    if isinstance(cache, RedisCache):
+        return cache._cache.get_client(write=True)
+    if type(cache).__module__.startswith("django_redis"):
+        from django_redis import get_redis_connection
+
+        return get_redis_connection(alias)
+    return None
+
+
+def backend_default() -> Backend:
+    """Redis when the cache is Redis (production), else the database. Never a per-process cache."""
+    client = redis_client_from_cache()
+    if client is not None:
+        return RedisBackend(client)
+    return DatabaseBackend()
+
+
+# --- The limiter ----------------------------------------------------------------------------------
+
+
+def key_id(api_key: str) -> str:
+    """The name of a key's limiter state: an HMAC of the key under a key derived from SECRET_KEY."""
+    return salted_hmac(KEY_SALT, api_key, algorithm="sha256").hexdigest()
+
+
+class RateLimiter:
+    """One Crazytel API key's share of the upstream: rate limit, 429 blocks, circuit breaker.
+
+    Instances are cheap; all state is in the backend, so every instance for the same key (in any
+    process) agrees.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        backend: Backend | None = None,
+        per_window: int | None = None,
+        window: float | None = None,
+        max_wait: float | None = None,
+        breaker_threshold: int | None = None,
+        breaker_cooloff: float | None = None,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
+        retry_after_max: float | None = None,
+    ):
+        if not api_key:
+            raise ValueError("A rate limiter needs the API key it limits.")
+        self.key = key_id(api_key)
+        self.backend = backend if backend is not None else backend_default()
+        self.capacity = per_window or settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE
+        self.window = window or settings.CRAZYTEL_RATE_LIMIT_WINDOW
+        self.max_wait = settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT if max_wait is None else max_wait
+        self.breaker_threshold = breaker_threshold or settings.CRAZYTEL_BREAKER_THRESHOLD
+        self.breaker_cooloff = breaker_cooloff or settings.CRAZYTEL_BREAKER_COOLOFF
+        self.backoff_base = backoff_base or settings.CRAZYTEL_BACKOFF_BASE
+        self.backoff_max = backoff_max or settings.CRAZYTEL_BACKOFF_MAX
+        self.retry_after_max = retry_after_max or settings.CRAZYTEL_RETRY_AFTER_MAX
+
+    def __repr__(self) -> str:
+        # The HMAC is not secret, but a short prefix is enough to tell limiters apart in logs.
+        return f"<RateLimiter {self.key[:12]}… {self.capacity}/{self.window:g}s>"
+
+    def acquire(self) -> None:
+        """Take a token, waiting at most `max_wait` seconds; else raise RateLimited(retry_after=…)."""
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            decision = self.backend.take(self.key, capacity=self.capacity, window=self.window)
+            if decision.granted:
+                return
+            remaining = deadline - time.monotonic()
+            if decision.wait > remaining:
+                raise self._error(decision)
+            # A little past the moment a token returns, so the next try finds it.
+            time.sleep(max(decision.wait, 0.0) + 0.005)
+
+    def _error(self, decision: Decision) -> Exception:
+        seconds = _seconds(decision.wait)
+        if decision.reason == "breaker":
+            message = (
+                f"Crazytel is failing; the portal paused calls for {seconds} s. "
+                "Nothing was sent. Try again after that."
+            )
+        elif decision.reason == "blocked":
+            message = (
+                f"Crazytel asked the portal to slow down. Nothing was sent; "
+                f"try again in {seconds} s."
+            )
+        else:
+            message = (
+                "The portal has used this account's share of Crazytel's requests for the "
+                f"minute. Nothing was sent; try again in {seconds} s."
+            )
+        return rate_limited_error(message, retry_after=seconds)
+
+    def note_retry_after(self, seconds: float | None) -> None:
+        """After a 429: block every process for `seconds` (capped), or a capped, jittered backoff."""
+        if seconds is not None:
+            if not math.isfinite(seconds) or seconds < 0:
+                seconds = None
+            else:
+                seconds = min(seconds, self.retry_after_max)
+        self.backend.block(self.key, seconds=seconds, base=self.backoff_base, cap=self.backoff_max)
+
+    def note_result(self, *, server_error: bool) -> None:
+        """After any other response: a 5xx counts towards the breaker, anything else resets it."""
+        self.backend.result(
+            self.key,
+            server_error=server_error,
+            threshold=self.breaker_threshold,
+            cooloff=self.breaker_cooloff,
+        )
+
+
+def rate_limiter_for(api_key: str) -> RateLimiter:
+    """The limiter for `api_key` with the deployment's settings and shared backend."""
+    return RateLimiter(api_key=api_key)

@@ -1,0 +1,121 @@
+"""Re-authentication: the person types their password again before a sensitive change.
+
+Use on a view that replaces a tenant's API key (or anything as sensitive):
+
+    from trunks.reauth import reauth_required
+
+    @reauth_required(max_age=300)
+    def tenant_credential_set(request, slug): ...
+
+If the password was not confirmed in the last `max_age` seconds, the person is sent to
+/accounts/confirm-password/?next=<the page> (for htmx, as a whole-page redirect) and comes back
+after typing it. A POST that arrives stale is not carried out; it is sent back to the page it came
+from (the form's GET) — nothing half-done, the person submits again after confirming.
+"""
+
+import time
+from functools import wraps
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django_htmx.http import HttpResponseClientRedirect
+
+REAUTH_SESSION_KEY = "reauth_at"
+DEFAULT_MAX_AGE = 300
+
+
+def reauth_is_fresh(request: HttpRequest, *, max_age: int = DEFAULT_MAX_AGE) -> bool:
+    """Whether this session confirmed the password in the last `max_age` seconds."""
+    confirmed = request.session.get(REAUTH_SESSION_KEY)
+    if not isinstance(confirmed, int | float):
+        return False
+    age = time.time() - confirmed
+    return 0 <= age <= max_age
+
+
+def reauth_mark(request: HttpRequest) -> None:
+    request.session[REAUTH_SESSION_KEY] = int(time.time())
+
+
+def reauth_clear(request: HttpRequest) -> None:
+    """Use up the confirmation (e.g. right after the sensitive change), so the next one asks again."""
+    request.session.pop(REAUTH_SESSION_KEY, None)
+
+
+def _safe_next(request: HttpRequest, value: str | None) -> str:
+    if value and url_has_allowed_host_and_scheme(
+        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return value
+    return reverse("home")
+
+
+def _page_to_return_to(request: HttpRequest) -> str:
+    if getattr(request, "htmx", False) and request.htmx.current_url_abs_path:
+        return request.htmx.current_url_abs_path
+    if request.method in ("GET", "HEAD"):
+        return request.get_full_path()
+    # A POST: go back to the form (its GET), whose path is this one.
+    return request.path
+
+
+def reauth_redirect(request: HttpRequest):
+    """Send the person to confirm their password, then back to where they were."""
+    url = f"{reverse('reauth')}?{urlencode({'next': _page_to_return_to(request)})}"
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def reauth_required(max_age: int = DEFAULT_MAX_AGE):
+    """Decorator: the view runs only if the password was confirmed in the last `max_age` seconds."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                # LoginRequiredMiddleware handles anonymous users before this; be safe anyway.
+                return reauth_redirect(request)
+            if not reauth_is_fresh(request, max_age=max_age):
+                return reauth_redirect(request)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+class ReauthForm(forms.Form):
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+
+@sensitive_post_parameters("password")
+@never_cache
+def reauth_view(request: HttpRequest):
+    """Ask the logged-in person for their password again (throttled by django-axes like the login)."""
+    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    form = ReauthForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = authenticate(
+            request,
+            username=request.user.get_username(),
+            password=form.cleaned_data["password"],
+        )
+        if user is not None and user.pk == request.user.pk:
+            reauth_mark(request)
+            return redirect(next_url)
+        form.add_error("password", "That is not your password.")
+    context = {"form": form, "next": next_url}
+    return render(request, "registration/reauth.html", context)
