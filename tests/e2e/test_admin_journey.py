@@ -4,9 +4,9 @@ add a staff member, who then logs in and sees the trunk form; the key never show
 from decimal import Decimal
 
 from playwright.sync_api import expect
-from trunks.sandbox.services import sandbox_account_ensure
 
 from trunks.models import AuditKind, AuditRecord, Membership, Role, Tenant
+from trunks.sandbox.services import sandbox_account_ensure
 
 from .journeys import sandbox_url
 
@@ -50,12 +50,18 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
     expect(page.get_by_role("button", name="Test connection")).to_be_disabled()
     admin.check("tenant-new")
 
-    # --- Set the key (write-only) ----------------------------------------------------------------
+    # --- Set the key (write-only; it asks for the admin's password again first) ------------------
+    key_section = page.locator("#key")
+    key_section.get_by_role("link", name="Confirm your password").click()
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    admin.check("reauth")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="Charlie Comms", exact=True)).to_be_visible()
     key_input = page.get_by_label("Crazytel API key")
     expect(key_input).to_have_attribute("type", "password")
     key_input.fill(key)
     page.get_by_role("button", name="Save key").click()
-    key_section = page.locator("#key")
     expect(key_section.get_by_role("status")).to_contain_text(f"API key set: ••••{key[-4:]}")
     expect(page.get_by_label("Crazytel API key")).to_have_value("")
     saved_at = len(admin.watch.bodies)

@@ -9,10 +9,10 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from trunks.sandbox.models import SandboxTrunk
-from trunks.sandbox.services import sandbox_faults_set
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus
+from trunks.sandbox.models import SandboxTrunk
+from trunks.sandbox.services import sandbox_faults_set
 
 from .journeys import closed_port_url, sandbox_url
 
