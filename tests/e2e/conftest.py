@@ -279,14 +279,20 @@ def alpha(tenant_a, sandbox_alpha, live_server):
 
 
 @pytest.fixture
-def bravo(tenant_b, sandbox_bravo, live_server, alice):
-    """Tenant B, on its own sandbox account; alice is staff here too (so she picks a tenant)."""
-    from tests.factories import MembershipFactory
-    from trunks.models import Role
-
+def bravo_alone(tenant_b, sandbox_bravo, live_server):
+    """Tenant B, its key set, on its own sandbox account."""
     from .journeys import sandbox_url, tenant_connect
 
-    MembershipFactory(user=alice, tenant=tenant_b, role=Role.STAFF)
     return tenant_connect(
         tenant_b, base_url=sandbox_url(live_server), api_key=sandbox_bravo.api_key
     )
+
+
+@pytest.fixture
+def bravo(bravo_alone, alice):
+    """Tenant B, where alice is staff too (so she picks a tenant)."""
+    from tests.factories import MembershipFactory
+    from trunks.models import Role
+
+    MembershipFactory(user=alice, tenant=bravo_alone, role=Role.STAFF)
+    return bravo_alone
