@@ -20,11 +20,11 @@ def credentials_keys_check(app_configs=None, **kwargs):
     keys = list(getattr(settings, "CREDENTIALS_ENCRYPTION_KEYS", []) or [])
     if not keys:
         return [
-            Warning(
+            Error(
                 "CREDENTIALS_ENCRYPTION_KEYS is not set: tenants' API keys cannot be stored or read.",
                 hint="Generate one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())'",
-                id="portal.W001",
+                id="portal.E005",
             )
         ]
     problems = []

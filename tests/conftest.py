@@ -70,6 +70,15 @@ def root(db):
     return user
 
 
+@pytest.fixture
+def fast_password_hasher(settings):
+    """Opt in (pytestmark = pytest.mark.usefixtures(...)) where many users are made: MD5 is fast.
+
+    Autouse fixtures run before the user fixtures, so put it in `usefixtures` at module level.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- The Crazytel sandbox (issue 3) ------------------------------------------------------------
 
 SANDBOX_KEY = "ctsbx_test_alpha_0123456789abcdef"
@@ -81,3 +90,18 @@ def sandbox_account(db):
     from trunks.sandbox.services import sandbox_account_ensure
 
     return sandbox_account_ensure(name="Alpha sandbox", api_key=SANDBOX_KEY)
+
+
+@pytest.fixture
+def reauth_fresh():
+    """Mark a logged-in test client's session as having just confirmed the password (trunks.reauth)."""
+    import time
+
+    from trunks.reauth import REAUTH_SESSION_KEY
+
+    def mark(client):
+        session = client.session
+        session[REAUTH_SESSION_KEY] = int(time.time())
+        session.save()
+
+    return mark

@@ -48,9 +48,9 @@ def test_a_key_that_is_not_a_fernet_key_is_an_error(settings, bad):
     assert bad not in problems[0].msg
 
 
-def test_no_key_at_all_is_a_warning(settings):
+def test_no_key_at_all_stops_start_up(settings):
     settings.CREDENTIALS_ENCRYPTION_KEYS = []
-    assert ids(credentials_keys_check()) == ["portal.W001"]
+    assert ids(credentials_keys_check()) == ["portal.E005"]
 
 
 def test_a_repeated_key_is_a_warning(settings):

@@ -2,9 +2,22 @@
 
 from django.urls import include, path
 
+from .views import tenants as tenant_views
+
 trunk_patterns: list = []
 audit_patterns: list = []
-tenant_patterns: list = []
+tenant_patterns: list = [
+    path("", tenant_views.tenant_list, name="list"),
+    path("new/", tenant_views.tenant_create, name="create"),
+    path("<slug:slug>/", tenant_views.tenant_detail, name="detail"),
+    path("<slug:slug>/edit/", tenant_views.tenant_edit, name="edit"),
+    path("<slug:slug>/active/", tenant_views.tenant_set_active, name="set_active"),
+    path("<slug:slug>/key/", tenant_views.tenant_key, name="key"),
+    path("<slug:slug>/test/", tenant_views.tenant_connection_test, name="test"),
+    path("<slug:slug>/members/", tenant_views.member_add, name="member_add"),
+    path("<slug:slug>/members/<int:pk>/role/", tenant_views.member_role, name="member_role"),
+    path("<slug:slug>/members/<int:pk>/remove/", tenant_views.member_remove, name="member_remove"),
+]
 
 urlpatterns = [
     path("trunks/", include((trunk_patterns, "trunks"))),
