@@ -202,6 +202,7 @@ AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "portal.auth.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.clientip.client_ip"
 # How many reverse proxies of our own sit in front of the portal. Each appends the address it saw to

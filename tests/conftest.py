@@ -105,3 +105,11 @@ def reauth_fresh():
         session.save()
 
     return mark
+
+
+@pytest.fixture
+def brenda(tenant_b):
+    """Manager in tenant B: reads B's audit log, never anything of tenant A."""
+    return MembershipFactory(
+        user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
+    ).user

@@ -148,6 +148,7 @@ def test_each_response_gets_a_fresh_nonce(client, db):
     "url",
     [
         "/",
+        "/audit/",
         "/accounts/confirm-password/?next=/",
         "/admin/",
         "/admin/auth/user/",

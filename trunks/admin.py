@@ -12,7 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from . import services
 from .errors import NotPermitted, PortalError
-from .models import Membership, Tenant
+from .models import AuditRecord, Membership, Tenant
 from .reauth import reauth_is_fresh, reauth_redirect
 from .services import api_key_clean, tenant_base_url_clean, tenant_name_clean, tenant_slug_clean
 
@@ -219,3 +219,34 @@ class MembershipAdmin(admin.ModelAdmin):
         services.member_remove(
             actor=request.user, tenant=obj.tenant, membership_id=obj.pk, request=request
         )
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only (no add, change or delete, here or anywhere)."""
+
+    list_display = [
+        "id",
+        "started_at",
+        "tenant_name",
+        "actor_username",
+        "kind",
+        "status",
+        "trunk_username",
+        "caller_id_number",
+    ]
+    list_filter = ["status", "kind"]
+    search_fields = ["trunk_username", "description", "caller_id_number", "actor_username"]
+    ordering = ["-started_at", "-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

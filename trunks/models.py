@@ -115,8 +115,11 @@ class AuditRecord(models.Model):
     """
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    kind = models.CharField(max_length=30, choices=AuditKind.choices, db_index=True)
-    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="audit_records")
+    kind = models.CharField(max_length=30, choices=AuditKind.choices)
+    # No single-column indexes on tenant and actor: the composite indexes below lead with them.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="audit_records", db_index=False
+    )
     tenant_name = models.CharField(max_length=100)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -124,6 +127,7 @@ class AuditRecord(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="audit_records",
+        db_index=False,
     )
     # Kept as text so the record survives the user's deletion.
     actor_username = models.CharField(max_length=150, blank=True)
@@ -155,7 +159,7 @@ class AuditRecord(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="followups"
     )
 
-    started_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
@@ -166,12 +170,19 @@ class AuditRecord(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        # Every list query orders by (-started_at, -id) and pages by a keyset on that pair, so each
+        # filter has an index ending in it (trunks.selectors.audit_list). Free-text search uses
+        # trigram indexes that exist on PostgreSQL only (migration 0004).
         indexes = [
             models.Index(fields=["tenant", "-started_at", "-id"], name="audit_tenant_started"),
             models.Index(fields=["-started_at", "-id"], name="audit_started"),
-            models.Index(fields=["tenant", "status", "-started_at"], name="audit_tenant_status"),
-            models.Index(fields=["tenant", "actor", "-started_at"], name="audit_tenant_actor"),
-            models.Index(fields=["tenant", "kind", "-started_at"], name="audit_tenant_kind"),
+            models.Index(
+                fields=["tenant", "status", "-started_at", "-id"], name="audit_tenant_status"
+            ),
+            models.Index(fields=["status", "-started_at", "-id"], name="audit_status"),
+            models.Index(fields=["actor", "-started_at", "-id"], name="audit_actor"),
+            models.Index(fields=["tenant", "kind", "-started_at", "-id"], name="audit_tenant_kind"),
+            models.Index(fields=["kind", "-started_at", "-id"], name="audit_kind"),
             models.Index(fields=["trunk_username"], name="audit_trunk_username"),
         ]
         constraints = [

@@ -1,13 +1,17 @@
 """Reads, each scoped to the tenants the actor may see. Writes live in trunks.services."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
+from django.utils import timezone
 
-from .models import ROLE_RANK, Membership, Role, Tenant
+from .models import ROLE_RANK, AuditKind, AuditRecord, Membership, Role, Tenant
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -123,3 +127,198 @@ def tenant_list_administered(*, user: User) -> QuerySet[Tenant]:
         .annotate(member_count=Coalesce(Subquery(counts), 0))
         .order_by("name")
     )
+
+
+# --- Audit ---------------------------------------------------------------------------------------
+# The audit log as managers read it: scoped to the tenants where the reader is a manager (every
+# tenant for superusers), filtered (trunks.filters.AuditRecordFilter), newest first, paged by a
+# keyset on (started_at, id) so a deep page costs what the first one does and no COUNT(*) is run.
+
+AUDIT_PAGE_SIZE = 50
+
+
+def audit_tenants_for(*, user: User) -> QuerySet[Tenant]:
+    """The tenants whose audit log `user` may read."""
+    return tenant_list_for(user=user, min_role=Role.MANAGER).order_by("name")
+
+
+def audit_scope(*, user: User) -> QuerySet[AuditRecord]:
+    """Every record `user` may read. The tenant ids are read once (one small query), so the
+    planner sees literal ids and picks the per-tenant indexes."""
+    if not user.is_authenticated:
+        return AuditRecord.objects.none()
+    if user.is_superuser:
+        return AuditRecord.objects.all()
+    tenant_ids = list(audit_tenants_for(user=user).values_list("id", flat=True))
+    return AuditRecord.objects.filter(tenant_id__in=tenant_ids)
+
+
+def audit_filterset(*, user: User, data: Mapping[str, Any] | None):
+    """The bound filter form over what `user` may read. Invalid fields are ignored (and reported
+    by the form); the valid ones still apply."""
+    from .filters import AuditRecordFilter
+
+    return AuditRecordFilter(
+        data=data if data is not None else {},
+        queryset=audit_scope(user=user),
+        tenants=audit_tenants_for(user=user),
+        user=user,
+    )
+
+
+def audit_list(*, user: User, filters: Mapping[str, Any] | None = None) -> QuerySet[AuditRecord]:
+    """The records `user` may read that match `filters` (query-string style), in display order."""
+    filterset = audit_filterset(user=user, data=filters)
+    return audit_order(filterset.qs, sort=filterset.sort_order)
+
+
+def audit_order(queryset: QuerySet[AuditRecord], *, sort: str) -> QuerySet[AuditRecord]:
+    if sort == AUDIT_SORT_OLDEST:
+        return queryset.order_by("started_at", "id")
+    return queryset.order_by("-started_at", "-id")
+
+
+AUDIT_SORT_NEWEST = "newest"
+AUDIT_SORT_OLDEST = "oldest"
+
+
+@dataclass(frozen=True)
+class AuditCursor:
+    """A position in the log: the (started_at, id) of a record. In URLs as `<epoch µs>_<id>`."""
+
+    started_at: datetime
+    pk: int
+
+    def __str__(self) -> str:
+        delta = self.started_at - EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return f"{micros}_{self.pk}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "AuditCursor | None":
+        """The cursor in `raw`, or None when it is missing or not one of ours."""
+        if not raw:
+            return None
+        micros, sep, pk = raw.partition("_")
+        if not sep or not micros.lstrip("-").isdigit() or not pk.isdigit():
+            return None
+        try:
+            return cls(EPOCH + timedelta(microseconds=int(micros)), int(pk))
+        except OverflowError:
+            return None
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> "AuditCursor":
+        return cls(record.started_at, record.pk)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    records: list[AuditRecord]
+    # Cursors for the pages before and after this one in display order; None at either end.
+    previous_cursor: AuditCursor | None
+    next_cursor: AuditCursor | None
+
+
+def _keyset(
+    queryset: QuerySet[AuditRecord], cursor: AuditCursor, *, ascending: bool
+) -> QuerySet[AuditRecord]:
+    # (started_at, id) beyond the cursor. The redundant range on started_at alone lets PostgreSQL
+    # start the index scan at the cursor instead of filtering every newer row.
+    ts, pk = cursor.started_at, cursor.pk
+    if ascending:
+        return queryset.filter(started_at__gte=ts).filter(
+            Q(started_at__gt=ts) | Q(started_at=ts, id__gt=pk)
+        )
+    return queryset.filter(started_at__lte=ts).filter(
+        Q(started_at__lt=ts) | Q(started_at=ts, id__lt=pk)
+    )
+
+
+def audit_page(
+    queryset: QuerySet[AuditRecord],
+    *,
+    sort: str = AUDIT_SORT_NEWEST,
+    after: AuditCursor | None = None,
+    before: AuditCursor | None = None,
+    size: int = AUDIT_PAGE_SIZE,
+) -> AuditPage:
+    """One page of `queryset` in `sort` order: the first, the one after `after`, or the one before
+    `before`. One query, whatever the depth."""
+    ascending = sort == AUDIT_SORT_OLDEST
+    if before is not None:
+        # Walk backwards from the cursor, then show the rows in display order.
+        rows = list(
+            audit_order(_keyset(queryset, before, ascending=not ascending), sort=_flip(sort))[
+                : size + 1
+            ]
+        )
+        has_previous = len(rows) > size
+        records = list(reversed(rows[:size]))
+        has_next = True
+    else:
+        base = _keyset(queryset, after, ascending=ascending) if after is not None else queryset
+        rows = list(audit_order(base, sort=sort)[: size + 1])
+        has_next = len(rows) > size
+        records = rows[:size]
+        has_previous = after is not None
+    return AuditPage(
+        records=records,
+        previous_cursor=AuditCursor.of(records[0]) if records and has_previous else None,
+        next_cursor=AuditCursor.of(records[-1]) if records and has_next else None,
+    )
+
+
+def _flip(sort: str) -> str:
+    return AUDIT_SORT_NEWEST if sort == AUDIT_SORT_OLDEST else AUDIT_SORT_OLDEST
+
+
+def audit_get(*, user: User, pk: int) -> AuditRecord:
+    """One record `user` may read, with what it points at; 404 for any other (no existence leak)."""
+    try:
+        return audit_scope(user=user).select_related("related", "actor").get(pk=pk)
+    except AuditRecord.DoesNotExist:
+        raise Http404("No such audit record.") from None
+
+
+def audit_followups(*, record: AuditRecord) -> list[AuditRecord]:
+    """Records that point at `record` (retries of it, the resolution of its unknown outcome)."""
+    return list(record.followups.order_by("started_at", "id"))
+
+
+def audit_chain_neighbour(*, record: AuditRecord) -> AuditRecord | None:
+    """The record before `record` in its tenant's hash chain."""
+    if not record.chain_seq or record.chain_seq <= 1:
+        return None
+    return (
+        AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq=record.chain_seq - 1)
+        .only("id", "record_hash", "chain_seq")
+        .first()
+    )
+
+
+def audit_daily_counts(
+    queryset: QuerySet[AuditRecord], *, days: int, last_day: date
+) -> dict[date, dict[str, int]]:
+    """Trunk attempts per local day and status over the `days` days ending on `last_day`, from
+    the (filtered) `queryset`. One aggregate query."""
+    tz = timezone.get_current_timezone()
+    first_day = last_day - timedelta(days=days - 1)
+    start = datetime.combine(first_day, time.min, tzinfo=tz)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
+    rows = (
+        queryset.filter(kind=AuditKind.TRUNK_CREATE, started_at__gte=start, started_at__lt=end)
+        .order_by()
+        .annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+        .values_list("day", "status", "n")
+    )
+    counts: dict[date, dict[str, int]] = {first_day + timedelta(days=i): {} for i in range(days)}
+    for day, status, n in rows:
+        if day in counts:
+            counts[day][status] = n
+    return counts

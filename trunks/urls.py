@@ -2,10 +2,16 @@
 
 from django.urls import include, path
 
+from .views import audit as audit_views
 from .views import tenants as tenant_views
 
 trunk_patterns: list = []
-audit_patterns: list = []
+audit_patterns: list = [
+    path("", audit_views.audit_list, name="list"),
+    path("<int:pk>/", audit_views.audit_detail, name="detail"),
+    path("export.csv", audit_views.audit_export, {"fmt": "csv"}, name="export-csv"),
+    path("export.jsonl", audit_views.audit_export, {"fmt": "jsonl"}, name="export-jsonl"),
+]
 tenant_patterns: list = [
     path("", tenant_views.tenant_list, name="list"),
     path("new/", tenant_views.tenant_create, name="create"),

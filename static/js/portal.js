@@ -31,4 +31,18 @@
       b.disabled = false; b.removeAttribute("aria-busy");
     });
   });
+
+  // htmx GET forms marked data-drop-empty leave empty fields out of the request, so the URL
+  // pushed into the history holds only the filters in use (shorter to share and bookmark).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    var form = elt && elt.closest && elt.closest("form[data-drop-empty]");
+    var data = event.detail.formData;
+    if (!form || !data || event.detail.verb !== "get") return;
+    var keys = [];
+    data.forEach(function (value, key) { if (keys.indexOf(key) < 0) keys.push(key); });
+    keys.forEach(function (key) {
+      if (data.getAll(key).every(function (v) { return v === ""; })) data.delete(key);
+    });
+  });
 })();

@@ -1,0 +1,114 @@
+"""How an audit record reads to a person: the log's columns (page and export alike), numbers in
+national format, and the details shown on a record's page."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import phonenumbers
+from django.utils import timezone
+
+from .models import AuditKind, AuditRecord
+
+# (key, heading): the columns of the log page, and of its CSV and JSON Lines exports, in order.
+AUDIT_COLUMNS: list[tuple[str, str]] = [
+    ("id", "ID"),
+    ("when", "When"),
+    ("tenant", "Tenant"),
+    ("actor", "Who"),
+    ("kind", "Kind"),
+    ("status", "Status"),
+    ("trunk_username", "Trunk username"),
+    ("caller_id", "Caller ID"),
+    ("description", "Description"),
+    ("outcome", "Outcome"),
+]
+
+# The model fields those columns read: exports load only these.
+AUDIT_COLUMN_FIELDS = [
+    "id",
+    "started_at",
+    "tenant_name",
+    "actor_username",
+    "kind",
+    "status",
+    "trunk_username",
+    "caller_id_number",
+    "description",
+    "upstream_status",
+    "error_category",
+    "error_message",
+]
+
+# Keys of submitted data that hold phone numbers (shown in national format).
+NUMBER_KEYS = {"caller_id_number", "sms_sender", "number", "cli", "caller_id", "phone_number"}
+
+_KIND_LABELS = dict(AuditKind.choices)
+
+
+def number_national(value: Any) -> str:
+    """An Australian number as people write it ("61412345678" → "0412 345 678"); anything that
+    is not a valid number is returned unchanged."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return ""
+    candidate = text if text.startswith(("+", "0")) else f"+{text}"
+    try:
+        parsed = phonenumbers.parse(candidate, "AU")
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_valid_number(parsed):
+        return text
+    if parsed.country_code == 61:
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def outcome_text(record: AuditRecord) -> str:
+    """What happened, in one line: upstream status, error category and message."""
+    parts = []
+    if record.upstream_status:
+        parts.append(f"HTTP {record.upstream_status}")
+    if record.error_category:
+        parts.append(record.error_category)
+    text = " · ".join(parts)
+    if record.error_message:
+        text = f"{text}: {record.error_message}" if text else record.error_message
+    return text
+
+
+def audit_row(record: AuditRecord) -> dict[str, Any]:
+    """One record as the log's columns (plain values; the When column in ISO 8601, local time)."""
+    return {
+        "id": record.pk,
+        "when": timezone.localtime(record.started_at).isoformat(timespec="seconds"),
+        "tenant": record.tenant_name,
+        "actor": record.actor_username,
+        "kind": _KIND_LABELS.get(record.kind, record.kind),
+        "status": record.status,
+        "trunk_username": record.trunk_username,
+        "caller_id": number_national(record.caller_id_number),
+        "description": record.description,
+        "outcome": outcome_text(record),
+    }
+
+
+def data_items(data: Any) -> Iterator[tuple[str, str]]:
+    """A record's submitted fields (or event details) as (label, value) for its page."""
+    if not isinstance(data, dict):
+        if data not in (None, "", {}):
+            yield ("Data", str(data))
+        return
+    for key, value in data.items():
+        label = str(key).replace("_", " ").capitalize()
+        if str(key) in NUMBER_KEYS:
+            shown = number_national(value)
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif value is None or value == "":
+            shown = "—"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        else:
+            shown = str(value)
+        yield (label, shown)

@@ -1,0 +1,220 @@
+"""The audit log pages: the filtered list (full page or htmx fragment), a record, and exports."""
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from datetime import date
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from trunks.audit import record_hash_compute
+from trunks.audit_chart import chart_build
+from trunks.audit_columns import (
+    AUDIT_COLUMN_FIELDS,
+    AUDIT_COLUMNS,
+    audit_row,
+    data_items,
+    number_national,
+)
+from trunks.models import AuditKind, AuditStatus, Role
+from trunks.selectors import (
+    AuditCursor,
+    audit_chain_neighbour,
+    audit_daily_counts,
+    audit_filterset,
+    audit_followups,
+    audit_get,
+    audit_order,
+    audit_page,
+    user_has_role,
+)
+
+CHART_DAYS = 30
+EXPORT_CHUNK = 2000
+PAGING_PARAMS = ("after", "before")
+
+
+def _require_manager(request: HttpRequest) -> None:
+    if not user_has_role(user=request.user, min_role=Role.MANAGER):
+        raise PermissionDenied("The audit log is for managers.")
+
+
+def _query(params: QueryDict, **changes: str | None) -> str:
+    """The query string of `params` with `changes` applied (None removes), empty values dropped."""
+    query = params.copy()
+    for key, value in changes.items():
+        query.pop(key, None)
+        if value is not None:
+            query[key] = value
+    for key in list(query):
+        if all(v == "" for v in query.getlist(key)):
+            del query[key]
+    return query.urlencode()
+
+
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    filterset = audit_filterset(user=request.user, data=request.GET)
+    records = filterset.qs
+    sort = filterset.sort_order
+    page = audit_page(
+        records,
+        sort=sort,
+        after=AuditCursor.parse(request.GET.get("after")),
+        before=AuditCursor.parse(request.GET.get("before")),
+    )
+    last_day = filterset.cleaned("date_to") or timezone.localdate()
+    chart = chart_build(audit_daily_counts(records, days=CHART_DAYS, last_day=last_day))
+    base_query = _query(request.GET, after=None, before=None)
+    newest_first = sort != "oldest"
+    context = {
+        "filterset": filterset,
+        "form": filterset.form,
+        "page": page,
+        "rows": [(record, audit_row(record)) for record in page.records],
+        "columns": AUDIT_COLUMNS,
+        "chart": chart,
+        "newest_first": newest_first,
+        "is_first_page": page.previous_cursor is None,
+        "previous_query": _query(request.GET, after=None, before=str(page.previous_cursor))
+        if page.previous_cursor
+        else None,
+        "next_query": _query(request.GET, before=None, after=str(page.next_cursor))
+        if page.next_cursor
+        else None,
+        "first_query": base_query,
+        "export_query": base_query,
+        "unknown": AuditStatus.UNKNOWN,
+    }
+    template = "audit/list.html#results" if request.htmx else "audit/list.html"
+    return render(request, template, context)
+
+
+@require_GET
+def audit_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_manager(request)
+    record = audit_get(user=request.user, pk=pk)
+    previous = audit_chain_neighbour(record=record)
+    sealed = bool(record.record_hash)
+    context = {
+        "record": record,
+        "row": audit_row(record),
+        "data_items": list(data_items(record.data)),
+        "response_json": json.dumps(record.response, indent=2, ensure_ascii=False, sort_keys=True)
+        if record.response is not None
+        else "",
+        "caller_id": number_national(record.caller_id_number),
+        "followups": audit_followups(record=record),
+        "related_label": _related_label(record),
+        "chain_previous": previous,
+        "hash_ok": sealed and record_hash_compute(record) == record.record_hash,
+        "link_ok": sealed
+        and (
+            (record.chain_seq == 1 and record.prev_hash == "")
+            or (previous is not None and previous.record_hash == record.prev_hash)
+        ),
+        "unknown": AuditStatus.UNKNOWN,
+    }
+    return render(request, "audit/detail.html", context)
+
+
+def _related_label(record) -> str:
+    if record.related_id is None:
+        return ""
+    if record.kind == AuditKind.OUTCOME_RESOLVED:
+        return "Resolution of"
+    if record.kind == AuditKind.TRUNK_CREATE:
+        return "Retry of"
+    return "Refers to"
+
+
+# --- Export ------------------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
+class _Echo:
+    """A file-like object whose write() hands back what it was given (csv.writer into a stream)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_stream(rows: Iterable[dict]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow([heading for _key, heading in AUDIT_COLUMNS])
+    for row in rows:
+        yield writer.writerow([csv_safe(row[key]) for key, _heading in AUDIT_COLUMNS])
+
+
+def _jsonl_stream(rows: Iterable[dict]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def export_filename(*, tenant, date_from: date | None, date_to: date | None, ext: str) -> str:
+    who = tenant.slug if tenant is not None else "all-tenants"
+    if date_from and date_to:
+        span = f"{date_from:%Y-%m-%d}-to-{date_to:%Y-%m-%d}"
+    elif date_from:
+        span = f"from-{date_from:%Y-%m-%d}"
+    elif date_to:
+        span = f"to-{date_to:%Y-%m-%d}"
+    else:
+        span = "all-dates"
+    return f"audit-{who}-{span}.{ext}"
+
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", _csv_stream),
+    "jsonl": ("application/x-ndjson; charset=utf-8", _jsonl_stream),
+}
+
+
+@require_GET
+def audit_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpResponse:
+    """Exactly the filtered records, streamed in constant memory, in the page's columns and order."""
+    _require_manager(request)
+    content_type, stream = EXPORT_FORMATS[fmt]
+    filterset = audit_filterset(user=request.user, data=request.GET)
+    if not filterset.form.is_valid():
+        # Never export a wider set than the person asked for.
+        problems = "; ".join(
+            f"{filterset.form.fields[name].label if name in filterset.form.fields else name}: "
+            f"{' '.join(errors)}"
+            for name, errors in filterset.form.errors.items()
+        )
+        return HttpResponse(
+            f"Nothing exported: the filters are not valid ({problems}). Fix them on the audit "
+            "log page and export again.",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    records = (
+        audit_order(filterset.qs, sort=filterset.sort_order)
+        .only(*AUDIT_COLUMN_FIELDS)
+        .iterator(chunk_size=EXPORT_CHUNK)
+    )
+    response = StreamingHttpResponse(
+        stream(audit_row(record) for record in records), content_type=content_type
+    )
+    filename = export_filename(
+        tenant=filterset.cleaned("tenant"),
+        date_from=filterset.cleaned("date_from"),
+        date_to=filterset.cleaned("date_to"),
+        ext=fmt,
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
