@@ -6,6 +6,9 @@ from trunks.models import Role
 
 from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 
+# Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
+pytest_plugins = ["tests.trunk_fixtures"]
+
 
 @pytest.fixture
 def password():

@@ -322,3 +322,61 @@ def audit_daily_counts(
         if day in counts:
             counts[day][status] = n
     return counts
+
+
+# --- Trunks (issue 5) ----------------------------------------------------------------------------
+
+
+from django.core.exceptions import ValidationError  # noqa: E402
+
+from .models import AuditStatus  # noqa: E402
+
+
+def trunk_attempt_for_token(*, user: User, token: str) -> AuditRecord | None:
+    """The attempt a form submission with `token` already made, if it was this user's."""
+    if not user.is_authenticated or not token:
+        return None
+    return (
+        AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE, submission_token=token, actor=user)
+        .select_related("tenant")
+        .first()
+    )
+
+
+def trunk_attempt_get_for(*, user: User, uuid) -> AuditRecord | None:
+    """One of `user`'s own trunk attempts, in a tenant they still belong to; None otherwise."""
+    record = (
+        AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE, uuid=uuid, actor=user)
+        .select_related("tenant")
+        .first()
+    )
+    if record is None or record.tenant not in tenant_list_for(user=user):
+        return None
+    return record
+
+
+def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> AuditRecord | None:
+    """An attempt of `tenant` whose outcome is unknown, for `user` to retry, or None."""
+    if tenant not in tenant_list_for(user=user):
+        return None
+    try:
+        return AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE, tenant=tenant, status=AuditStatus.UNKNOWN, uuid=uuid
+        ).first()
+    except ValidationError:
+        return None
+
+
+def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int = 5):
+    """`tenant`'s recent attempts whose outcome is unknown and that nothing has followed up yet
+    (no retry, no resolution): the form warns about them before a similar trunk is created."""
+    since = timezone.now() - timedelta(hours=hours)
+    return list(
+        AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE,
+            tenant=tenant,
+            status=AuditStatus.UNKNOWN,
+            started_at__gte=since,
+            followups__isnull=True,
+        ).order_by("-started_at")[:limit]
+    )

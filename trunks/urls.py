@@ -4,8 +4,14 @@ from django.urls import include, path
 
 from .views import audit as audit_views
 from .views import tenants as tenant_views
+from .views import trunks as trunk_views
 
-trunk_patterns: list = []
+trunk_patterns: list = [
+    path("new/", trunk_views.trunk_create_view, name="create"),
+    path("new/numbers/", trunk_views.trunk_numbers_view, name="numbers"),
+    path("new/password/", trunk_views.trunk_password_view, name="password"),
+    path("attempts/<uuid:uuid>/", trunk_views.trunk_attempt_view, name="attempt"),
+]
 audit_patterns: list = [
     path("", audit_views.audit_list, name="list"),
     path("<int:pk>/", audit_views.audit_detail, name="detail"),
