@@ -117,7 +117,7 @@ def browser_context_args() -> dict:
     }
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _fresh_screenshots():
     """Every run writes its own screenshots: none left over from an older run can mislead."""
     if SCREENSHOTS.exists():

@@ -1,40 +1,16 @@
-"""The browser tests fail, never skip, when there is no Chromium, and say how to get one."""
+"""The browser tests fail, never skip, when there is no Chromium, and say how to get one.
+
+It asks for the live server and the browser name like the journeys do, so pytest (which groups
+tests by the session-wide browser parameter) and pytest-django (which runs live-server tests
+last) run it among them while this package's Playwright is up, not after the rest of the suite.
+"""
 
 import pytest
 
-from .browser import find_chromium
 from .conftest import _chromium
 
 
-def test_a_chromium_is_available_for_the_browser_tests(playwright):
+def test_a_chromium_is_available_for_the_browser_tests(playwright, browser_name, live_server):
     _executable, missing = _chromium(playwright)
     if missing:
         pytest.fail(missing, pytrace=False)
-
-
-def test_with_no_browser_anywhere_the_message_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.delenv("E2E_CHROMIUM", raising=False)
-    with pytest.raises(LookupError) as error:
-        find_chromium(str(tmp_path / "ms-playwright" / "chrome"), system_candidates=[])
-    message = str(error.value)
-    assert "apt-get install chromium" in message
-    assert "playwright install chromium" in message
-    assert str(tmp_path / "ms-playwright") in message
-
-
-def test_the_system_chromium_is_preferred_to_playwrights_own(tmp_path, monkeypatch):
-    monkeypatch.delenv("E2E_CHROMIUM", raising=False)
-    system = tmp_path / "chromium"
-    system.write_text("#!/bin/sh\n")
-    system.chmod(0o755)
-    own = tmp_path / "playwright-chrome"
-    own.write_text("")
-    assert find_chromium(str(own), system_candidates=[str(system)]) == str(system)
-    # With no system browser, None means: launch Playwright's own build.
-    assert find_chromium(str(own), system_candidates=[str(tmp_path / "absent")]) is None
-
-
-def test_an_e2e_chromium_that_is_not_executable_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("E2E_CHROMIUM", str(tmp_path / "nothing-here"))
-    with pytest.raises(LookupError, match="is not an executable file"):
-        find_chromium(None, system_candidates=["/usr/bin/chromium"])
