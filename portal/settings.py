@@ -234,6 +234,9 @@ CRAZYTEL_TIMEOUT = env.float("CRAZYTEL_TIMEOUT", default=20.0)
 CRAZYTEL_SIP_REGISTRAR = env.str("CRAZYTEL_SIP_REGISTRAR", default="")
 # Verified numbers are cached per tenant for this many seconds.
 CRAZYTEL_NUMBERS_CACHE_TTL = env.int("CRAZYTEL_NUMBERS_CACHE_TTL", default=300)
+# How long the audit log's chart counts and "Who" menu are shared between readers (seconds; the
+# chart's counts are also dropped whenever a record is written). 0 turns the sharing off.
+AUDIT_CACHE_SECONDS = env.int("AUDIT_CACHE_SECONDS", default=60)
 # Crazytel allows 60 requests/minute per key; keep a little headroom.
 CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", default=55)
 # The window those requests are counted in (seconds; tests shorten it), and how long a request may

@@ -73,12 +73,9 @@ def root(db):
     return user
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
-    """Opt in (pytestmark = pytest.mark.usefixtures(...)) where many users are made: MD5 is fast.
-
-    Autouse fixtures run before the user fixtures, so put it in `usefixtures` at module level.
-    """
+    """Every test hashes portal passwords with MD5: fast. (Production keeps Django's PBKDF2.)"""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -116,3 +113,12 @@ def brenda(tenant_b):
     return MembershipFactory(
         user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
     ).user
+
+
+@pytest.fixture(autouse=True)
+def fresh_audit_cache():
+    """Each test starts with no cached audit figures (trunks.audit_cache): ids are reused across
+    tests on SQLite, and the cache (locmem or Redis) outlives a test."""
+    from trunks.audit_cache import audit_cache_clear
+
+    audit_cache_clear()

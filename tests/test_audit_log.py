@@ -17,6 +17,7 @@ from trunks.selectors import AUDIT_PAGE_SIZE
 from .factories import audit_attempt
 
 LIST = reverse("audit:list")
+CHART = reverse("audit:chart")
 CSV_URL = reverse("audit:export-csv")
 JSONL_URL = reverse("audit:export-jsonl")
 
@@ -63,7 +64,7 @@ def test_manager_of_b_sees_nothing_of_a_in_list_detail_export_or_chart(
     page = client.get(LIST)
     assert _ids_on_page(page) == [two_tenants_log["b"][0].pk]
     assert b"Alpha" not in page.content
-    assert page.context["chart"].total == 1  # only B's attempt today
+    assert client.get(CHART).context["chart"].total == 1  # only B's attempt today
     for record in two_tenants_log["a"]:
         assert client.get(reverse("audit:detail", args=[record.pk])).status_code == 404
     rows = _csv_rows(client.get(CSV_URL))
@@ -367,8 +368,9 @@ def test_no_count_query_on_the_list(client, mallory, long_log):
     client.force_login(mallory)
     with CaptureQueriesContext(connection) as ctx:
         client.get(LIST)
+        client.get(CHART)
     audit_queries = [q["sql"] for q in ctx.captured_queries if "trunks_auditrecord" in q["sql"]]
-    assert len(audit_queries) == 2  # the page and the chart's aggregate
+    assert len(audit_queries) == 2  # the page, and the chart's aggregate (its own fragment)
     assert not any("COUNT(*)" in sql for sql in audit_queries)
 
 
@@ -377,7 +379,7 @@ def test_no_count_query_on_the_list(client, mallory, long_log):
 
 def test_chart_counts_attempts_per_day_by_status_and_honours_filters(client, mallory, busy_log):
     client.force_login(mallory)
-    page = client.get(LIST)
+    page = client.get(CHART)
     chart = page.context["chart"]
     # Trunk attempts in the last 30 days: three failed + ok + adam's failed + unknown (not the
     # 40-day-old one, not the admin event).
@@ -388,7 +390,7 @@ def test_chart_counts_attempts_per_day_by_status_and_honours_filters(client, mal
     assert '<title id="chart-title">' in html
     assert '<desc id="chart-desc">' in html
     assert "Show the figures as a table" in html
-    filtered = client.get(LIST, {"status": "failed"}).context["chart"]
+    filtered = client.get(CHART, {"status": "failed"}).context["chart"]
     assert filtered.total == 4
     assert {b.status for b in filtered.bars} == {"failed"}
     three_days_ago = timezone.localdate() - timedelta(days=3)
@@ -399,9 +401,116 @@ def test_chart_counts_attempts_per_day_by_status_and_honours_filters(client, mal
 def test_chart_window_ends_on_the_filters_end_date(client, mallory, busy_log):
     client.force_login(mallory)
     end = timezone.localdate() - timedelta(days=35)
-    chart = client.get(LIST, {"date_to": end.isoformat()}).context["chart"]
+    chart = client.get(CHART, {"date_to": end.isoformat()}).context["chart"]
     assert chart.last_day == end
     assert chart.total == 1  # the 40-day-old failure
+
+
+def _aggregates(ctx) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if "COUNT(" in q["sql"]]
+
+
+def test_list_page_loads_its_chart_as_a_fragment_that_follows_the_filters(
+    client, mallory, busy_log
+):
+    client.force_login(mallory)
+    page = client.get(LIST, {"status": "failed", "sort": "oldest", "after": "1_1"}).content.decode()
+    # The table comes without the chart; the chart loads into its place, with the same filters
+    # (not the paging or the order, which do not change it).
+    assert 'hx-get="/audit/chart/?status=failed"' in page
+    assert 'hx-trigger="load"' in page
+    assert "<svg" not in page
+    fragment = client.get(CHART, {"status": "failed"}, headers={"HX-Request": "true"})
+    html = fragment.content.decode()
+    assert fragment.context["chart"].total == 4
+    assert html.lstrip().startswith('<section class="card chart-card" id="audit-chart"')
+    assert "<html" not in html
+    # Without JavaScript, the same address is a page of its own.
+    assert "<html" in client.get(CHART, {"status": "failed"}).content.decode()
+
+
+def test_chart_counts_are_shared_briefly_and_dropped_when_a_record_is_written(
+    client, mallory, tenant_a, alice, busy_log
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(mallory)
+    client.get(LIST)  # the people menu is now cached too
+    htmx = {"HX-Request": "true"}
+    with CaptureQueriesContext(connection) as first:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 6
+    with CaptureQueriesContext(connection) as again:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 6
+    assert len(_aggregates(first)) == 1
+    assert _aggregates(again) == []  # from the cache
+    assert len(again.captured_queries) == len(first.captured_queries) - 1
+
+    audit_attempt(tenant=tenant_a, actor=alice, status="failed")
+    with CaptureQueriesContext(connection) as after_write:
+        assert client.get(CHART, headers=htmx).context["chart"].total == 7
+    assert len(_aggregates(after_write)) == 1
+
+
+def test_cached_chart_is_per_reader_scope(client, mallory, brenda, root, two_tenants_log):
+    htmx = {"HX-Request": "true"}
+    client.force_login(mallory)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 2
+    client.force_login(brenda)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 1
+    client.force_login(root)
+    assert client.get(CHART, headers=htmx).context["chart"].total == 3
+
+
+def test_chart_fragment_is_for_managers_only(client, alice, charlie, db):
+    for who in (alice, charlie):
+        client.force_login(who)
+        assert client.get(CHART).status_code == 403
+
+
+def test_page_query_count_is_the_same_for_every_filter_and_depth(
+    client, mallory, tenant_a, alice, busy_log
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(mallory)
+    from trunks.selectors import AuditCursor
+
+    client.get(LIST)  # the people menu is now cached, as it is for 60 s in use
+    counts = set()
+    middle = AuditCursor.of(busy_log["alice_ok"])
+    for params in (
+        {},
+        {"actor": alice.pk, "status": "failed", "tenant": tenant_a.pk, "q": "reception"},
+        {"after": str(middle)},
+        {"before": str(middle), "sort": "oldest"},
+        {"date_from": "2026-01-01", "date_to": "2026-12-31", "kind": "trunk_create"},
+    ):
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(LIST, params).status_code == 200
+        counts.add(len(ctx.captured_queries))
+    assert len(counts) == 1, counts
+
+
+def test_table_cells_and_menus_escape_what_people_typed(client, mallory, tenant_a, alice):
+    audit_attempt(
+        tenant=tenant_a,
+        actor=alice,
+        status="failed",
+        description='<script>alert("x")</script> & co',
+        error_message="<b>bold</b>",
+    )
+    alice.username = "alice<i>"
+    alice.save()
+    client.force_login(mallory)
+    html = client.get(LIST, {"actor": alice.pk}).content.decode()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html
+    # The chosen person stays selected in the menu, their name escaped there too.
+    assert f'<option value="{alice.pk}" selected>alice&lt;i&gt;</option>' in html
+    assert 'class="status-failed"' in html
 
 
 # --- Detail --------------------------------------------------------------------------------------

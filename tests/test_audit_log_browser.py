@@ -102,6 +102,9 @@ def test_filtering_pushes_the_url_and_back_restores_the_list(
     _until(page, lambda: _search(page) == "status=failed&sort=newest")
     _until(page, lambda: rows.count() == 3)
     assert rows.count() == 3
+    # The chart (its own fragment, loaded after the table) follows the filter too.
+    chart = page.locator("#audit-chart")
+    _until(page, lambda: "matching the filters: 3 attempts" in (chart.text_content() or ""))
 
     page.fill("#id_q", "Failed 1")
     _until(page, lambda: _search(page) == "status=failed&q=Failed%201&sort=newest")

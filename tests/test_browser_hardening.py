@@ -352,7 +352,14 @@ UNSAFE = re.compile(
 )
 SCANNED = ["templates", "trunks", "portal"]
 # (relative path, the exact line) -> why that use is safe. Keep this short, and say why.
-ALLOWED: dict[tuple[str, str], str] = {}
+ALLOWED: dict[tuple[str, str], str] = {
+    # The audit log's chart is written out in Python for speed (issue 6): it holds only numbers,
+    # dates and our own escaped status labels. (Its table rows use format_html_join.)
+    (
+        "trunks/audit_chart.py",
+        "return mark_safe(  # noqa: S308 (numbers, dates and escaped labels only)",
+    ): "chart markup: numbers, dates and escaped labels only",
+}
 
 
 def _unsafe_uses():

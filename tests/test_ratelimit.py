@@ -4,6 +4,7 @@ Both backends run for real: the database (SQLite or PostgreSQL, whichever DATABA
 Redis on 127.0.0.1:6379 db 8.
 """
 
+import math
 import multiprocessing
 import os
 import time
@@ -129,7 +130,8 @@ def test_it_grants_the_budget_then_says_when_to_retry(backend, api_key):
         lim.acquire()
     with pytest.raises(_rate_limited()) as caught:
         lim.acquire()
-    assert 55 <= caught.value.retry_after <= 60
+    # The database backend holds tokens a little longer than the window (its commit guard).
+    assert 55 <= caught.value.retry_after <= 60 + math.ceil(getattr(backend, "GUARD", 0))
     assert caught.value.status is None  # Nothing was sent: no upstream status.
     assert "try again in" in caught.value.message
     assert "Nothing was sent" in caught.value.message
@@ -182,7 +184,7 @@ def test_a_token_returns_exactly_one_window_after_it_was_spent(backend, api_key)
     with pytest.raises(_rate_limited()) as caught:
         lim.acquire()
     assert caught.value.retry_after == 1  # Whole seconds, never 0.
-    time.sleep(0.55)
+    time.sleep(0.55 + getattr(backend, "GUARD", 0))
     lim.acquire()
     lim.acquire()
     with pytest.raises(_rate_limited()):

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
+from .audit_cache import audit_cache_invalidate
 from .models import AuditKind, AuditRecord, AuditStatus, Tenant
 
 # The fields a record's hash covers, in order. Never add a field that can change after sealing.
@@ -158,6 +159,7 @@ def audit_event_record(
     )
     _seal(record)
     record.save()
+    audit_cache_invalidate()
     return record
 
 
@@ -193,6 +195,7 @@ def audit_attempt_start(
     record._monotonic_start = time.monotonic()
     with transaction.atomic():
         record.save()
+    audit_cache_invalidate()
     return record
 
 
@@ -225,6 +228,7 @@ def audit_attempt_finish(
     fresh.duration_ms = max(0, int((now - fresh.started_at).total_seconds() * 1000))
     _seal(fresh)
     fresh.save()
+    audit_cache_invalidate()
     return fresh
 
 

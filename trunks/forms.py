@@ -1,9 +1,15 @@
 """The portal's forms. Each section belongs to one part of the portal; services do the work."""
 
+import secrets
+import unicodedata
+
 from django import forms
+from django.core import signing
 
 from .errors import PortalError
 from .models import Role, Tenant
+from .numbers import number_display, number_is_mobile_sender
+from .passwords import PASSWORD_HELP, PASSWORD_MAX_LENGTH, password_failures
 
 # =================================================================================================
 # Tenants and members
@@ -137,13 +143,6 @@ class ConfirmForm(forms.Form):
 # Trunks (issue 5): creating a SIP trunk.
 # =================================================================================================
 
-import secrets  # noqa: E402
-import unicodedata  # noqa: E402
-
-from django.core import signing  # noqa: E402
-
-from .numbers import number_display, number_is_mobile_sender  # noqa: E402
-from .passwords import PASSWORD_HELP, PASSWORD_MAX_LENGTH, password_failures  # noqa: E402
 
 # --- One-time submission tokens ------------------------------------------------------------------
 

@@ -212,6 +212,11 @@ class DatabaseBackend:
     IMMEDIATE transactions take the write lock at BEGIN, which serialises them the same way.
     """
 
+    # A token is granted at `now`, but the request it pays for leaves only after this transaction
+    # commits and the lock passes on. Hold each token this much longer than the window so commit
+    # latency (and small clock differences between web hosts) cannot let a burst through.
+    GUARD = 0.25
+
     def __init__(self, using: str = "default"):
         self.using = using
 
@@ -238,6 +243,7 @@ class DatabaseBackend:
                 return Decision(False, "breaker", row.breaker_until - now)
             if row.blocked_until > now:
                 return Decision(False, "blocked", row.blocked_until - now)
+            window += self.GUARD
             grants = [g for g in row.grants if g > now - window]
             if len(grants) < capacity:
                 grants.append(now)

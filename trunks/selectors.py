@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import Http404
 from django.utils import timezone
 
-from .models import ROLE_RANK, AuditKind, AuditRecord, Membership, Role, Tenant
+from .models import ROLE_RANK, AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -137,20 +138,92 @@ def tenant_list_administered(*, user: User) -> QuerySet[Tenant]:
 AUDIT_PAGE_SIZE = 50
 
 
+@dataclass(frozen=True)
+class TenantAccess:
+    """A tenant as a reader's menus and filters need it, with the reader's role there."""
+
+    id: int
+    name: str
+    slug: str
+    role: str
+
+
+def user_tenant_access(*, user: User) -> list[TenantAccess]:
+    """Every tenant `user` belongs to (every tenant, as admin, for superusers), by name.
+
+    One query, kept on the user object for the rest of the request (like Django's permission
+    cache), so the menu, the permission check, the scope and the filter choices share it."""
+    if not user.is_authenticated:
+        return []
+    cached = getattr(user, "_portal_tenant_access", None)
+    if cached is not None:
+        return cached
+    if user.is_superuser:
+        rows = Tenant.objects.order_by("name").values_list("id", "name", "slug")
+        access = [TenantAccess(pk, name, slug, Role.ADMIN) for pk, name, slug in rows]
+    else:
+        rows = (
+            Membership.objects.filter(user=user)
+            .order_by("tenant__name")
+            .values_list("tenant_id", "tenant__name", "tenant__slug", "role")
+        )
+        access = [TenantAccess(*row) for row in rows]
+    user._portal_tenant_access = access
+    return access
+
+
+def user_best_role(*, user: User) -> str | None:
+    """The highest role `user` holds in any tenant (admin for superusers), or None."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    roles = [a.role for a in user_tenant_access(user=user) if a.role in ROLE_RANK]
+    return max(roles, key=ROLE_RANK.__getitem__, default=None)
+
+
+def audit_tenant_choices(*, user: User) -> list[TenantAccess]:
+    """The tenants whose audit log `user` may read, by name (from user_tenant_access)."""
+    allowed = set(_roles_at_least(Role.MANAGER))
+    return [a for a in user_tenant_access(user=user) if a.role in allowed]
+
+
 def audit_tenants_for(*, user: User) -> QuerySet[Tenant]:
     """The tenants whose audit log `user` may read."""
     return tenant_list_for(user=user, min_role=Role.MANAGER).order_by("name")
 
 
 def audit_scope(*, user: User) -> QuerySet[AuditRecord]:
-    """Every record `user` may read. The tenant ids are read once (one small query), so the
-    planner sees literal ids and picks the per-tenant indexes."""
+    """Every record `user` may read. The tenant ids come from the request's one membership
+    query, so the planner sees literal ids and picks the per-tenant indexes."""
     if not user.is_authenticated:
         return AuditRecord.objects.none()
     if user.is_superuser:
         return AuditRecord.objects.all()
-    tenant_ids = list(audit_tenants_for(user=user).values_list("id", flat=True))
+    tenant_ids = [a.id for a in audit_tenant_choices(user=user)]
     return AuditRecord.objects.filter(tenant_id__in=tenant_ids)
+
+
+def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
+    """(id, username) of the people the "Who" filter offers `user`: members of the tenants they
+    read (everyone, for superusers). Shared briefly through the cache (trunks.audit_cache)."""
+    from django.contrib.auth import get_user_model
+
+    from .audit_cache import PEOPLE, audit_cached
+
+    UserModel = get_user_model()
+    if user.is_superuser:
+        scope: tuple = ("all",)
+        actors = UserModel.objects.all()
+    else:
+        tenant_ids = sorted(a.id for a in audit_tenant_choices(user=user))
+        scope = tuple(tenant_ids)
+        actors = UserModel.objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
+    return audit_cached(
+        ("actors", scope),
+        lambda: list(actors.order_by("username").values_list("pk", "username")),
+        generation=PEOPLE,
+    )
 
 
 def audit_filterset(*, user: User, data: Mapping[str, Any] | None):
@@ -161,8 +234,8 @@ def audit_filterset(*, user: User, data: Mapping[str, Any] | None):
     return AuditRecordFilter(
         data=data if data is not None else {},
         queryset=audit_scope(user=user),
-        tenants=audit_tenants_for(user=user),
-        user=user,
+        tenants=audit_tenant_choices(user=user),
+        actors=audit_actor_choices(user=user),
     )
 
 
@@ -324,12 +397,34 @@ def audit_daily_counts(
     return counts
 
 
+def audit_chart_counts(
+    *, user: User, filterset, days: int, last_day: date
+) -> dict[date, dict[str, int]]:
+    """audit_daily_counts of the filtered records `user` may read, shared briefly through the
+    cache under the reader's scope and the valid filters (trunks.audit_cache)."""
+    from .audit_cache import audit_cached
+
+    filterset.form.is_valid()
+    filters = tuple(
+        sorted(
+            (name, str(value))
+            for name, value in getattr(filterset.form, "cleaned_data", {}).items()
+            if value not in (None, "") and name != "sort"
+        )
+    )
+    scope = (
+        ("all",)
+        if user.is_superuser
+        else tuple(sorted(a.id for a in audit_tenant_choices(user=user)))
+    )
+    tz = timezone.get_current_timezone_name()
+    return audit_cached(
+        ("chart", scope, filters, days, last_day.isoformat(), tz),
+        lambda: audit_daily_counts(filterset.qs, days=days, last_day=last_day),
+    )
+
+
 # --- Trunks (issue 5) ----------------------------------------------------------------------------
-
-
-from django.core.exceptions import ValidationError  # noqa: E402
-
-from .models import AuditStatus  # noqa: E402
 
 
 def trunk_attempt_for_token(*, user: User, token: str) -> AuditRecord | None:

@@ -8,13 +8,19 @@
 # tenant's Crazytel base URL (pointing it elsewhere would send the stored key there). Management
 # commands act as COMMAND_LINE: whoever can run manage.py already owns the database and the keys.
 
+import hashlib
+import logging
+import math
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import URLValidator, validate_slug
 from django.db import IntegrityError, transaction
@@ -22,11 +28,19 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .audit import audit_event_record
+from . import crazytel
+from .audit import audit_attempt_finish, audit_attempt_start, audit_event_record
 from .credentials import CredentialError, api_key_encrypt
-from .errors import Conflict, CredentialsUnavailable, InvalidInput, NotFound, NotPermitted
-from .models import AuditKind, AuditStatus, Membership, Role, Tenant
-from .selectors import role_in
+from .errors import (
+    Conflict,
+    CredentialsUnavailable,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    PortalError,
+)
+from .models import AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
+from .selectors import role_in, tenant_ready_for_trunks
 
 
 class _CommandLine:
@@ -614,20 +628,6 @@ def user_password_set(*, user, password: str) -> None:
 # Trunks (issue 5): verified numbers for the form, and creating a SIP trunk.
 # =================================================================================================
 
-import hashlib  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-from dataclasses import field  # noqa: E402
-from typing import Any  # noqa: E402
-
-from django.conf import settings  # noqa: E402
-from django.core.cache import cache  # noqa: E402
-
-from . import crazytel  # noqa: E402
-from .audit import audit_attempt_finish, audit_attempt_start  # noqa: E402
-from .errors import PortalError  # noqa: E402
-from .models import AuditRecord  # noqa: E402
-from .selectors import tenant_ready_for_trunks  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

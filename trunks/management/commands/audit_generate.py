@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from trunks.audit import record_hash_compute
+from trunks.audit_cache import audit_cache_invalidate
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
 
 COLUMNS = [
@@ -129,6 +130,7 @@ class Command(BaseCommand):
                 # (It cannot run inside a transaction, as in tests: ANALYZE then.)
                 verb = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
                 cursor.execute(f"{verb} trunks_auditrecord")
+        audit_cache_invalidate()  # written around trunks.audit, so say so to the page caches
         elapsed = time.monotonic() - began
         self.stdout.write(
             self.style.SUCCESS(

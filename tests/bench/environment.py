@@ -1,0 +1,206 @@
+"""Where the bench runs: production-like settings, its own database, and live servers on loopback.
+
+The bench never writes to the database `DATABASE_URL` names: it creates its own beside it
+(`bench_<name>` on PostgreSQL, a temporary file on SQLite) the way Django's test runner does, and
+drops it afterwards unless `--keep-db` asks to reuse the generated records next time.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+# Production behaviour (DEBUG off: no query log, cached templates, manifest static files), served
+# over plain HTTP on loopback, with the built-in sandbox standing in for Crazytel.
+BENCH_ENVIRON = {
+    "DJANGO_SETTINGS_MODULE": "portal.settings",
+    "DEBUG": "false",
+    "SECURE_SSL_REDIRECT": "false",
+    "SANDBOX_ENABLED": "true",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+}
+
+
+def prepare_environ(workdir: Path) -> None:
+    """Set the bench's environment before Django is imported; subprocesses inherit it."""
+    os.environ.update(BENCH_ENVIRON)
+    os.environ["STATIC_ROOT"] = str(workdir / "static")
+    # The console log would time the terminal (and the budget run's 429 warnings would bury the
+    # table); errors still show.
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+
+def django_setup() -> None:
+    import django
+    from django.conf import settings
+    from django.urls import clear_url_caches, set_urlconf
+
+    django.setup()
+    # In this process only: the portal's URLs plus the bench's reference views.
+    settings.ROOT_URLCONF = "tests.bench.urls"
+    clear_url_caches()
+    set_urlconf(None)
+
+
+def collect_static() -> None:
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+class BenchDatabase:
+    """The bench's own database, created (and migrated) beside the configured one."""
+
+    def __init__(self, *, keep: bool, name: str | None, workdir: Path):
+        self.keep = keep
+        self.requested_name = name
+        self.workdir = workdir
+        self.old_name: str | None = None
+        self.url = ""
+
+    @property
+    def vendor(self) -> str:
+        from django.db import connection
+
+        return connection.vendor
+
+    def create(self) -> None:
+        from django.db import connection
+
+        settings_dict = connection.settings_dict
+        if connection.vendor == "sqlite":
+            if self.requested_name:
+                name = self.requested_name
+            elif self.keep:
+                name = str(Path(tempfile.gettempdir()) / "crazytel-portal-bench.sqlite3")
+            else:
+                name = str(self.workdir / "bench.sqlite3")
+        else:
+            name = self.requested_name or f"bench_{settings_dict['NAME']}"
+        settings_dict.setdefault("TEST", {})["NAME"] = name
+        original_url = os.environ.get("DATABASE_URL", "")
+        self.old_name = connection.creation.create_test_db(
+            verbosity=0, autoclobber=True, serialize=False, keepdb=self.keep
+        )
+        if connection.vendor == "sqlite":
+            self.url = f"sqlite:///{name}"
+        else:
+            parts = urlsplit(original_url)
+            self.url = urlunsplit(parts._replace(path=f"/{name}"))
+
+    @property
+    def name(self) -> str:
+        from django.db import connection
+
+        return str(connection.settings_dict["NAME"])
+
+    def destroy(self) -> None:
+        from django.db import connections
+
+        if self.old_name is None:
+            return
+        connections.close_all()
+        from django.db import connection
+
+        connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=self.keep)
+        self.old_name = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """The portal served by gunicorn on loopback, on the bench's database."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        workdir: Path,
+        name: str,
+        workers: int = 2,
+        threads: int = 1,
+        access_log: bool = False,
+    ):
+        self.port = free_port()
+        self.name = name
+        self.error_log = workdir / f"{name}-error.log"
+        self.access_log = workdir / f"{name}-access.log" if access_log else None
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--error-logfile",
+            str(self.error_log),
+            "--log-level",
+            "warning",
+        ]
+        if threads > 1:
+            cmd += ["--threads", str(threads)]
+        if self.access_log:
+            # Epoch seconds are not an atom; the request time [%(t)s] has second resolution.
+            cmd += [
+                "--access-logfile",
+                str(self.access_log),
+                "--access-logformat",
+                '%(t)s "%(r)s" %(s)s',
+            ]
+        env = {**os.environ, "DATABASE_URL": database_url}
+        self.process = subprocess.Popen(
+            cmd, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._wait_ready()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn ({self.name}) exited: {self._error_tail()}")
+            try:
+                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gunicorn ({self.name}) did not answer /healthz: {self._error_tail()}")
+
+    def _error_tail(self) -> str:
+        try:
+            return self.error_log.read_text()[-2000:]
+        except OSError:
+            return "(no error log)"
+
+    def access_lines(self) -> list[str]:
+        if self.access_log is None or not self.access_log.exists():
+            return []
+        return self.access_log.read_text().splitlines()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
