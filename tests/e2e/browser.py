@@ -1,0 +1,196 @@
+"""What every browser journey needs: find Chromium, watch each page for CSP violations and script
+errors, scan it with axe-core, and keep a screenshot of it.
+
+Kept apart from conftest.py so the journeys can import the `Portal` type and the helpers by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# axe-core's moderate and minor findings, for a person to review (they do not fail a journey).
+AXE_REPORT = ROOT / "artifacts" / "axe-minor.txt"
+
+# This machine's network is closed: Chromium must not try to phone home (each attempt would
+# wait for a timeout, and some show up as console errors).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+NO_BROWSER_MESSAGE = """\
+No Chromium found for the browser tests (tests/e2e).
+They run as part of `make test` and need a Chromium:
+  - Debian/Ubuntu: `apt-get install chromium` (what CI installs; found at /usr/bin/chromium), or
+  - Playwright's own build: `.venv/bin/playwright install chromium`, or
+  - point E2E_CHROMIUM at a Chromium executable.
+Looked for: {looked}"""
+
+# axe-core impacts that fail a journey. "moderate" and "minor" are reported, not fatal.
+FATAL_IMPACTS = {"serious", "critical"}
+
+_axe = Axe()
+
+
+def find_chromium(
+    playwright_executable: str | None, system_candidates: list[str] | None = None
+) -> str | None:
+    """The Chromium to drive: E2E_CHROMIUM, then the system's, then Playwright's own download.
+
+    Returns an executable path, or None to launch Playwright's own build. Raises LookupError with
+    a message saying how to get a browser when there is none: the tests fail, never skip.
+    """
+    looked = []
+    explicit = os.environ.get("E2E_CHROMIUM", "").strip()
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return explicit
+        raise LookupError(
+            f"E2E_CHROMIUM={explicit!r} is not an executable file.\n"
+            + NO_BROWSER_MESSAGE.format(looked=explicit)
+        )
+    if system_candidates is None:
+        system_candidates = ["/usr/bin/chromium"]
+        system_candidates += filter(None, map(shutil.which, ("chromium", "chromium-browser")))
+    candidates = system_candidates
+    for candidate in candidates:
+        looked.append(candidate)
+        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    if playwright_executable:
+        looked.append(playwright_executable)
+        if Path(playwright_executable).is_file():
+            return None
+    raise LookupError(NO_BROWSER_MESSAGE.format(looked=", ".join(looked) or "nothing"))
+
+
+# Runs in every page before its own scripts. The binding is Playwright's (CDP), so CSP cannot
+# block it; the listener reports each violation to Python as it happens, across navigations.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__e2eCspViolation({
+    directive: e.effectiveDirective || e.violatedDirective,
+    blocked: e.blockedURI,
+    source: (e.sourceFile || "") + ":" + (e.lineNumber || 0),
+    sample: e.sample || "",
+    page: document.location.href,
+  });
+});
+"""
+
+
+@dataclass
+class PageWatch:
+    """Everything a browser context reported that a journey must not produce."""
+
+    csp_violations: list[dict] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    failed_assets: list[str] = field(default_factory=list)
+    # Every page and htmx/fetch answer the portal sent: (url, status, body), to search for secrets.
+    bodies: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def bodies_containing(self, secret: str) -> list[str]:
+        return [f"{status} {url}" for url, status, body in self.bodies if secret in body]
+
+    def problems(self) -> list[str]:
+        out = [f"CSP violation: {v}" for v in self.csp_violations]
+        out += [f"JavaScript error: {e}" for e in self.page_errors]
+        out += [f"Asset failed to load: {a}" for a in self.failed_assets]
+        # Chromium logs CSP refusals to the console too (also when the page has no JavaScript to
+        # run our listener); every other console error is only reported, not fatal (an htmx
+        # request answered 4xx on purpose logs one).
+        out += [
+            f"CSP (console): {c}" for c in self.console_errors if "Content Security Policy" in c
+        ]
+        return out
+
+    def clear(self) -> None:
+        self.csp_violations.clear()
+        self.page_errors.clear()
+        self.console_errors.clear()
+        self.failed_assets.clear()
+
+
+def watch_context(context: BrowserContext) -> PageWatch:
+    """Attach the CSP, script-error and asset watchers to every page of `context`."""
+    watch = PageWatch()
+    context.expose_binding(
+        "__e2eCspViolation", lambda _source, violation: watch.csp_violations.append(violation)
+    )
+    context.add_init_script(CSP_LISTENER)
+
+    def on_page(page: Page) -> None:
+        page.on("pageerror", lambda error: watch.page_errors.append(f"{page.url}: {error}"))
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                watch.console_errors.append(f"{page.url}: {message.text}")
+
+        def on_response(response: Response) -> None:
+            if response.request.resource_type in {"stylesheet", "script", "image", "font"} and (
+                response.status >= 400
+            ):
+                watch.failed_assets.append(f"{response.status} {response.url}")
+
+        def keep_body(response: Response) -> None:
+            if response.request.resource_type in {"document", "xhr", "fetch"} and not (
+                300 <= response.status < 400
+            ):
+                try:
+                    watch.bodies.append((response.url, response.status, response.text()))
+                except Exception:  # a body the browser dropped already (it navigated away)
+                    watch.bodies.append((response.url, response.status, ""))
+
+        def on_request_failed(request: Request) -> None:
+            # ERR_ABORTED: the page navigated away before the asset arrived, not a fault.
+            if request.resource_type in {"stylesheet", "script", "image", "font"} and (
+                "ERR_ABORTED" not in (request.failure or "")
+            ):
+                watch.failed_assets.append(f"{request.failure} {request.url}")
+
+        page.on("console", on_console)
+        page.on("response", on_response)
+        page.on("response", keep_body)
+        page.on("requestfailed", on_request_failed)
+
+    context.on("page", on_page)
+    return watch
+
+
+def axe_violations(page: Page) -> list[dict]:
+    """axe-core's violations on the page as it is now (all rules axe runs by default)."""
+    results = _axe.run(page)
+    return results.response.get("violations", [])
+
+
+def format_violations(violations: list[dict]) -> str:
+    lines = []
+    for v in violations:
+        targets = [" ".join(map(str, n.get("target", []))) for n in v.get("nodes", [])][:5]
+        lines.append(f"[{v.get('impact')}] {v.get('id')}: {v.get('help')} -> {targets}")
+    return "\n".join(lines)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page PNG at artifacts/screenshots/<name>.png (git-ignored), replaced every run."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    # caret="initial": hiding the caret leaves an empty style="" on every input, which htmx's settle
+    # step then copies with setAttribute, a CSP violation the portal itself never causes.
+    page.screenshot(path=str(path), full_page=True, animations="disabled", caret="initial")
+    return path

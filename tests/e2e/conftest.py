@@ -1,0 +1,298 @@
+"""Browser journeys in real headless Chromium against pytest-django's live server.
+
+One browser for the whole package, one fresh context (cookies, storage) per person per test. Every
+page a journey visits is watched for CSP violations, script errors and missing assets, and
+`Portal.check()` scans it with axe-core and keeps a screenshot of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.test import Client
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+
+from .browser import (
+    AXE_REPORT,
+    CHROMIUM_ARGS,
+    FATAL_IMPACTS,
+    SCREENSHOTS,
+    PageWatch,
+    axe_violations,
+    find_chromium,
+    format_violations,
+    screenshot,
+    watch_context,
+)
+
+HERE = Path(__file__).resolve().parent
+
+# Playwright's actions wait this long (ms) for an element before failing the test.
+ACTION_TIMEOUT_MS = 15_000
+expect.set_options(timeout=ACTION_TIMEOUT_MS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.path)).is_relative_to(HERE):
+            item.add_marker(pytest.mark.e2e)
+
+
+# --- The browser ---------------------------------------------------------------------------------
+# pytest-playwright's own fixtures are session-scoped. Its sync API keeps an asyncio loop running
+# in the main thread for as long as Playwright is started, and Django refuses ORM calls from a
+# thread with a running loop (SynchronousOnlyOperation). So Playwright lives only while this
+# package's tests run, and only they get DJANGO_ALLOW_ASYNC_UNSAFE: the rest of the suite keeps
+# Django's check.
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    pw = sync_playwright().start()
+    try:
+        yield pw
+    finally:
+        pw.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _chromium(playwright) -> tuple[str | None, str]:
+    """(executable or None for Playwright's own build, "") or (None, why there is no browser)."""
+    try:
+        return find_chromium(playwright.chromium.executable_path), ""
+    except LookupError as error:
+        return None, str(error)
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def browser_type_launch_args(pytestconfig, playwright) -> dict:
+    executable, missing = _chromium(playwright)
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    args: dict = {"args": CHROMIUM_ARGS, "headless": not pytestconfig.getoption("--headed")}
+    if executable:
+        args["executable_path"] = executable
+    if pytestconfig.getoption("--slowmo"):
+        args["slow_mo"] = pytestconfig.getoption("--slowmo")
+    return args
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args, browser_type) -> Callable:
+    def launch(**kwargs):
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser):
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args() -> dict:
+    # Same viewport and locale for every run, so screenshots are comparable.
+    return {
+        "viewport": {"width": 1280, "height": 900},
+        "locale": "en-AU",
+        "timezone_id": settings.TIME_ZONE,
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_screenshots():
+    """Every run writes its own screenshots: none left over from an older run can mislead."""
+    if SCREENSHOTS.exists():
+        for png in SCREENSHOTS.glob("*.png"):
+            png.unlink()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Cached verified numbers and the rate limiter's state must not leak from one test to the next."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The journeys log people in many times; the real hasher's cost is not what they test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- The portal, as one person sees it -------------------------------------------------------------
+
+
+class Portal:
+    """One person's browser (a context with one page) on the live portal."""
+
+    def __init__(self, *, context: BrowserContext, watch: PageWatch, base_url: str, js: bool):
+        self.context = context
+        self.watch = watch
+        self.base_url = base_url
+        self.js = js
+        self.page: Page = context.new_page()
+        self.page.set_default_timeout(ACTION_TIMEOUT_MS)
+        self.checked: list[str] = []
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def goto(self, path: str):
+        return self.page.goto(self.url(path))
+
+    def login(self, username: str, password: str) -> None:
+        """Log in through the login page, as a person does."""
+        self.goto("/accounts/login/")
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+        self.page.wait_for_load_state()
+        expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
+
+    def login_as(self, user) -> None:
+        """A session for `user` without the login page (for journeys that do not test login)."""
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        self.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": self.base_url}]
+        )
+
+    def assert_clean(self) -> None:
+        """No CSP violation, script error or missing asset so far in this browser."""
+        problems = self.watch.problems()
+        if problems:
+            self.watch.clear()  # reported once, here, not again when the test ends
+            raise AssertionError("The browser reported:\n" + "\n".join(problems))
+
+    def check(self, name: str | None = None) -> None:
+        """The page as it is now: clean, no serious or critical axe violation, screenshot kept."""
+        self.page.wait_for_load_state()
+        self.assert_clean()
+        if self.js:
+            # Let transitions end (an htmx indicator fading out is half-transparent for 200 ms).
+            self.page.wait_for_function(
+                "() => document.getAnimations().every(a => a.playState !== 'running')"
+            )
+            violations = axe_violations(self.page)
+            fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
+            assert not fatal, f"axe on {self.page.url} ({name}):\n" + format_violations(fatal)
+            if violations:
+                with AXE_REPORT.open("a") as report:
+                    report.write(
+                        f"\n{name or ''} {self.page.url}\n{format_violations(violations)}\n"
+                    )
+            # axe runs through the DevTools protocol; make sure it did not trip the CSP itself.
+            self.assert_clean()
+        if name:
+            screenshot(self.page, name)
+        self.checked.append(name or self.page.url)
+
+
+@pytest.fixture
+def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
+    """Opens a browser for one more person: `open_portal()`, `open_portal(js=False)`."""
+    portals: list[Portal] = []
+
+    def _open(*, js: bool = True) -> Portal:
+        context = new_context(java_script_enabled=js)
+        watch = watch_context(context)
+        portal = Portal(context=context, watch=watch, base_url=live_server.url, js=js)
+        portals.append(portal)
+        return portal
+
+    yield _open
+    # Pages visited between two check() calls are held to the same rule.
+    problems = [p for portal in portals for p in portal.watch.problems()]
+    assert not problems, "The browser reported:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def portal(open_portal) -> Portal:
+    return open_portal()
+
+
+# --- Tenants wired to the built-in Crazytel sandbox ------------------------------------------------
+
+# Crazytel lists numbers in international form without "+"; people see them in national format.
+NUMBERS_ALPHA = [
+    {"number": "61298765432", "label": "Sydney office"},
+    {"number": "61387654321", "label": ""},
+    {"number": "61412345678", "label": "Ops mobile"},
+    {"number": "61487654321", "label": ""},
+]
+NUMBERS_BRAVO = [
+    {"number": "61755501234", "label": "Brisbane desk"},
+    {"number": "61400111222", "label": "Bravo mobile"},
+]
+
+
+def _sandbox_account(name: str, numbers: list[dict]):
+    from trunks.sandbox.services import sandbox_account_ensure
+
+    account = sandbox_account_ensure(name=name)
+    account.verified_numbers = numbers
+    account.save()
+    return account
+
+
+@pytest.fixture
+def sandbox_alpha(transactional_db):
+    return _sandbox_account("Alpha Telecom's Crazytel", NUMBERS_ALPHA)
+
+
+@pytest.fixture
+def sandbox_bravo(transactional_db):
+    return _sandbox_account("Bravo Networks' Crazytel", NUMBERS_BRAVO)
+
+
+@pytest.fixture
+def alpha(tenant_a, sandbox_alpha, live_server):
+    """Tenant A, its key set, talking to its own sandbox account."""
+    from .journeys import sandbox_url, tenant_connect
+
+    return tenant_connect(
+        tenant_a, base_url=sandbox_url(live_server), api_key=sandbox_alpha.api_key
+    )
+
+
+@pytest.fixture
+def bravo_alone(tenant_b, sandbox_bravo, live_server):
+    """Tenant B, its key set, on its own sandbox account."""
+    from .journeys import sandbox_url, tenant_connect
+
+    return tenant_connect(
+        tenant_b, base_url=sandbox_url(live_server), api_key=sandbox_bravo.api_key
+    )
+
+
+@pytest.fixture
+def bravo(bravo_alone, alice):
+    """Tenant B, where alice is staff too (so she picks a tenant)."""
+    from tests.factories import MembershipFactory
+    from trunks.models import Role
+
+    MembershipFactory(user=alice, tenant=bravo_alone, role=Role.STAFF)
+    return bravo_alone
