@@ -3,13 +3,12 @@ national format, and the details shown on a record's page."""
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
-import phonenumbers
 from django.utils import timezone
 
 from .models import AuditKind, AuditRecord
+from .numbers import number_national
 
 # (key, heading): the columns of the log page, and of its CSV and JSON Lines exports, in order.
 AUDIT_COLUMNS: list[tuple[str, str]] = [
@@ -45,30 +44,6 @@ AUDIT_COLUMN_FIELDS = [
 NUMBER_KEYS = {"caller_id_number", "sms_sender", "number", "cli", "caller_id", "phone_number"}
 
 _KIND_LABELS = dict(AuditKind.choices)
-
-
-def number_national(value: Any) -> str:
-    """An Australian number as people write it ("61412345678" → "0412 345 678"); anything that
-    is not a valid number is returned unchanged."""
-    text = "" if value is None else str(value).strip()
-    if not text:
-        return ""
-    return _national(text)
-
-
-@lru_cache(maxsize=8192)
-def _national(text: str) -> str:
-    # Parsing costs ~0.1 ms a number; a page shows 50 and an export a million, mostly repeats.
-    candidate = text if text.startswith(("+", "0")) else f"+{text}"
-    try:
-        parsed = phonenumbers.parse(candidate, "AU")
-    except phonenumbers.NumberParseException:
-        return text
-    if not phonenumbers.is_valid_number(parsed):
-        return text
-    if parsed.country_code == 61:
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def outcome_text(record: AuditRecord) -> str:

@@ -3,20 +3,33 @@
 Only for display. The value posted upstream is always Crazytel's number exactly as it listed it.
 """
 
+from functools import lru_cache
+
 import phonenumbers
 
 # Crazytel lists numbers in international form without "+": 61412345678, 61298765432.
 _DEFAULT_REGION = "AU"
 
 
-def number_national(number: str) -> str:
-    """`61412345678` → `0412 345 678`; `61298765432` → `02 9876 5432`; anything unparsable as given."""
-    raw = (number or "").strip()
+def number_national(number) -> str:
+    """`61412345678` → `0412 345 678`; `61298765432` → `02 9876 5432`; anything unparsable as given.
+
+    Also takes a number already written nationally (`0412345678`). Memoised: an audit page shows
+    50 numbers and an export a million, mostly repeats, and parsing costs ~0.1 ms each.
+    """
+    return _national("" if number is None else str(number).strip())
+
+
+@lru_cache(maxsize=8192)
+def _national(raw: str) -> str:
     digits = raw.lstrip("+").replace(" ", "").replace("-", "")
     if not (digits.isascii() and digits.isdigit()):
         return raw
     try:
-        parsed = phonenumbers.parse("+" + digits, None)
+        if digits.startswith("0"):
+            parsed = phonenumbers.parse(digits, _DEFAULT_REGION)
+        else:
+            parsed = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return raw
     if not phonenumbers.is_possible_number(parsed):

@@ -12,14 +12,14 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
-from trunks.services import trunk_create
 
 from tests.factories import MembershipFactory, UserFactory
 from trunks.models import AuditRecord, AuditStatus, Role
 from trunks.sandbox.services import sandbox_faults_clear, sandbox_faults_set
+from trunks.services import trunk_create
 
 PASSWORD = "Canary7PasswordQz"
-# National format; the audit pages write the area code in brackets, see the xfail test below.
+# National format, as the rest of the portal writes it.
 NATIONAL_02 = re.compile(r"\(?02\)? 9876 5432")
 NATIONAL_03 = re.compile(r"\(?03\)? 8765 4321")
 
@@ -231,13 +231,6 @@ def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
     assert AuditRecord.objects.filter(description="Reception phone").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the audit log writes landlines as libphonenumber does, '(03) 8765 4321', while the "
-        "trunk form and the contract (crazytel-api.md: '02 9876 5432') write '03 8765 4321'."
-    ),
-)
 def test_the_audit_log_writes_numbers_as_the_rest_of_the_portal_does(portal, alpha, alice, mallory):
     record = _attempt(actor=alice, tenant=alpha, description="Lobby phone", caller="61387654321")
     portal.login_as(mallory)

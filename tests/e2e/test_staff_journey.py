@@ -187,14 +187,6 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     assert not any(generated in body for _url, _status, body in portal.watch.bodies[shown_at:])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the checklist's rules travel in a <script type=application/json> inside the htmx "
-        "partial, and htmx (allowScriptTags: false, base.html) strips every <script> from swapped "
-        "content, so after the form comes back with errors the checklist never ticks again."
-    ),
-)
 def test_the_checklist_still_ticks_after_the_form_comes_back_with_errors(portal, alice, alpha):
     page = portal.page
     portal.login_as(alice)
