@@ -3,6 +3,7 @@ national format, and the details shown on a record's page."""
 
 import json
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from django.utils import timezone
@@ -75,6 +76,14 @@ def audit_row(record: AuditRecord) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1)
+def _field_labels() -> dict[str, str]:
+    """The trunk form's own labels ("Caller ID number"), so a record reads like the form did."""
+    from .forms import TrunkCreateForm  # late: the forms module is heavier than this one
+
+    return {name: str(f.label) for name, f in TrunkCreateForm.base_fields.items() if f.label}
+
+
 def data_items(data: Any) -> Iterator[tuple[str, str]]:
     """A record's submitted fields (or event details) as (label, value) for its page."""
     if not isinstance(data, dict):
@@ -82,7 +91,7 @@ def data_items(data: Any) -> Iterator[tuple[str, str]]:
             yield ("Data", str(data))
         return
     for key, value in data.items():
-        label = str(key).replace("_", " ").capitalize()
+        label = _field_labels().get(str(key)) or str(key).replace("_", " ").capitalize()
         if str(key) in NUMBER_KEYS:
             shown = number_national(value)
         elif isinstance(value, bool):
