@@ -1001,7 +1001,12 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
         verified_numbers_forget(tenant=tenant)
     elif isinstance(error, crazytel.RateLimited):
         retry_after = _retry_seconds(error)
-        message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
+        if error.status is None and detail:
+            # Held back by the portal's own limiter (budget spent, a 429's pause, or the circuit
+            # breaker after repeated failures): nothing was sent, and its message says which.
+            message = detail
+        else:
+            message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
     elif isinstance(error, crazytel.Unreachable):
         message = MESSAGE_UNREACHABLE
     elif (
