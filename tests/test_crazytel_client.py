@@ -263,6 +263,7 @@ def test_a_create_without_an_id_still_succeeds(mocked, client):
         {"username": "CT12345"},
         {"username": "ct123456"},
         {"username": "CT1234567"},
+        {"username": "CT\u0661\u0662\u0663\u0664\u0665\u0666"},  # Arabic-Indic digits
         {"username": 123456},
         {"username": None},
         ["CT123456"],

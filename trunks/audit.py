@@ -140,8 +140,12 @@ def audit_event_record(
     related: AuditRecord | None = None,
     status: AuditStatus = AuditStatus.SUCCEEDED,
     error_message: str = "",
+    trunk_username: str = "",
 ) -> AuditRecord:
-    """Record an admin event (final at once). `data` must hold no secret."""
+    """Record an admin event (final at once). `data` must hold no secret.
+
+    `trunk_username` names the trunk an event is about (a resolved unknown outcome), so the log's
+    search finds it."""
     now = timezone.now()
     record = AuditRecord(
         kind=kind,
@@ -152,6 +156,7 @@ def audit_event_record(
         data=data or {},
         status=status,
         error_message=error_message,
+        trunk_username=trunk_username,
         related=related,
         started_at=now,
         finished_at=now,

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"crazytel-trunk-portal/{portal.__version__}"
 API_KEY_HEADER = "x-crazytel-api-key"
-USERNAME_RE = re.compile(r"^CT\d{6}$")
+# ASCII digits only: \d would also take other scripts' digits.
+USERNAME_RE = re.compile(r"^CT[0-9]{6}$")
 NON_FIELD = "__all__"
 
 DEFAULT_CONNECT_TIMEOUT = 5.0

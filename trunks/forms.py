@@ -413,3 +413,59 @@ class TrunkCreateForm(forms.Form):
     def upstream_data(self) -> dict:
         """The cleaned values Crazytel receives (the service builds the exact JSON)."""
         return {name: self.cleaned_data[name] for name in self.UPSTREAM_FIELDS}
+
+
+# =================================================================================================
+# Unknown outcomes resolved (issue 8)
+# =================================================================================================
+
+
+def _no_hidden_characters(value: str) -> None:
+    # Like _no_control_characters, but a note may run over several lines.
+    if any(unicodedata.category(ch).startswith("C") for ch in value if ch not in "\r\n"):
+        raise forms.ValidationError(
+            "Use visible text only: no tabs or invisible characters.", code="control_characters"
+        )
+
+
+class AuditResolveForm(AccessibleErrorsMixin, forms.Form):
+    """What the Crazytel account shows for an attempt whose outcome was unknown."""
+
+    OUTCOME_CHOICES = [
+        ("created", "Created: the trunk exists in the Crazytel account"),
+        ("not_created", "Not created: no such trunk in the Crazytel account"),
+    ]
+
+    outcome = forms.ChoiceField(
+        label="What the Crazytel account shows", choices=OUTCOME_CHOICES, widget=forms.RadioSelect
+    )
+    username = forms.CharField(
+        label="Trunk username",
+        required=False,
+        max_length=8,
+        help_text="When it was created: CT and 6 digits, as Crazytel shows it.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    note = forms.CharField(
+        label="Note",
+        max_length=1000,
+        help_text="How you checked, for whoever reads this later.",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[_no_hidden_characters],
+    )
+
+    def clean_username(self):
+        return self.cleaned_data["username"].strip().upper()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("outcome") == "created":
+            from .services import TRUNK_USERNAME_RE
+
+            if not TRUNK_USERNAME_RE.match(data.get("username") or ""):
+                self.add_error(
+                    "username",
+                    "Enter the trunk's username as Crazytel shows it: CT and 6 digits, "
+                    "e.g. CT123456.",
+                )
+        return data

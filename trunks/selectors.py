@@ -475,3 +475,20 @@ def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int
             followups__isnull=True,
         ).order_by("-started_at")[:limit]
     )
+
+
+# --- Unknown outcomes resolved (issue 8) -----------------------------------------------------------
+
+from django.db.models import Exists  # noqa: E402
+
+
+def audit_with_resolution(queryset: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+    """`queryset` with `is_resolved`: whether an OUTCOME_RESOLVED event points at the record.
+
+    A correlated EXISTS in the same query: a page costs one query however many rows it shows.
+    """
+    return queryset.annotate(
+        is_resolved=Exists(
+            AuditRecord.objects.filter(related=OuterRef("pk"), kind=AuditKind.OUTCOME_RESOLVED)
+        )
+    )

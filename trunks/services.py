@@ -994,7 +994,12 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
         verified_numbers_forget(tenant=tenant)
     elif isinstance(error, crazytel.RateLimited):
         retry_after = _retry_seconds(error)
-        message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
+        if error.status is None and detail:
+            # Held back by the portal's own limiter (budget spent, a 429's pause, or the circuit
+            # breaker after repeated failures): nothing was sent, and its message says which.
+            message = detail
+        else:
+            message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
     elif isinstance(error, crazytel.Unreachable):
         message = MESSAGE_UNREACHABLE
     elif (
@@ -1031,3 +1036,96 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
         category=error.category,
         retry_after=retry_after,
     )
+
+
+# =================================================================================================
+# Unknown outcomes resolved (issue 8): a manager records what Crazytel's account shows.
+# =================================================================================================
+
+from .models import ROLE_RANK  # noqa: E402
+
+# ASCII digits only (\d would take any script's digits) and no trailing newline ($ would).
+TRUNK_USERNAME_RE = re.compile(r"\ACT[0-9]{6}\Z")
+RESOLUTION_NOTE_MAX = 1000
+
+
+def audit_resolution_of(*, record: AuditRecord) -> AuditRecord | None:
+    """The event that resolved `record`'s unknown outcome, if one did."""
+    return (
+        AuditRecord.objects.filter(related=record, kind=AuditKind.OUTCOME_RESOLVED)
+        .order_by("started_at", "id")
+        .first()
+    )
+
+
+def _require_tenant_manager(actor, *, tenant: Tenant) -> None:
+    if _is_superuser(actor):
+        return
+    role = role_in(user=actor, tenant=tenant)
+    if role is None or ROLE_RANK[Role(role)] < ROLE_RANK[Role.MANAGER]:
+        raise NotPermitted("Only this tenant's managers and admins may resolve its attempts.")
+
+
+def audit_unknown_resolve(
+    *,
+    actor,
+    record: AuditRecord,
+    created: bool,
+    username: str | None,
+    note: str,
+    request: HttpRequest | None = None,
+) -> AuditRecord:
+    """Record what became of an attempt whose outcome was unknown: the trunk was created (as
+    `username`, CT + 6 digits) or it was not. A new OUTCOME_RESOLVED event points at the attempt;
+    the attempt itself never changes (the log is append-only). Managers and admins of the
+    attempt's tenant only; an attempt is resolved once.
+    """
+    _require_tenant_manager(actor, tenant=record.tenant)
+    if record.kind != AuditKind.TRUNK_CREATE or record.status != AuditStatus.UNKNOWN:
+        raise InvalidInput("Only a trunk attempt whose outcome is unknown can be resolved.")
+    username = (username or "").strip().upper() if created else ""
+    if created and not TRUNK_USERNAME_RE.match(username):
+        raise InvalidInput(
+            "Enter the trunk's username as Crazytel shows it: CT and 6 digits, e.g. CT123456.",
+            field="username",
+        )
+    note = (note or "").replace("\x00", "").strip()
+    if not note:
+        raise InvalidInput(
+            "Say how you checked (e.g. “seen in the Crazytel account on 3 Dec”).", field="note"
+        )
+    if len(note) > RESOLUTION_NOTE_MAX:
+        raise InvalidInput(
+            f"Keep the note to {RESOLUTION_NOTE_MAX} characters at most.", field="note"
+        )
+    with transaction.atomic():
+        # The tenant row lock (also taken to seal any record) queues two resolvers one behind the
+        # other, so the second sees the first's resolution and is refused.
+        Tenant.objects.select_for_update().only("id").get(pk=record.tenant_id)
+        earlier = audit_resolution_of(record=record)
+        if earlier is not None:
+            outcome = (
+                f"created ({earlier.trunk_username})"
+                if earlier.data.get("created")
+                else "not created"
+            )
+            who = earlier.actor_username or "someone"
+            raise Conflict(
+                f"This attempt was already resolved as {outcome} by {who} on "
+                f"{timezone.localtime(earlier.started_at):%d %b %Y %H:%M}. "
+                "A resolution is final; it cannot be changed."
+            )
+        return audit_event_record(
+            kind=AuditKind.OUTCOME_RESOLVED,
+            tenant=record.tenant,
+            actor=_audit_actor(actor),
+            request=request,
+            data={
+                "attempt": str(record.uuid),
+                "created": bool(created),
+                "trunk_username": username,
+                "note": note,
+            },
+            related=record,
+            trunk_username=username,
+        )

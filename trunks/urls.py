@@ -16,6 +16,7 @@ audit_patterns: list = [
     path("", audit_views.audit_list, name="list"),
     path("chart/", audit_views.audit_chart, name="chart"),
     path("<int:pk>/", audit_views.audit_detail, name="detail"),
+    path("<int:pk>/resolve/", audit_views.audit_resolve, name="resolve"),
     path("export.csv", audit_views.audit_export, {"fmt": "csv"}, name="export-csv"),
     path("export.jsonl", audit_views.audit_export, {"fmt": "jsonl"}, name="export-jsonl"),
 ]
