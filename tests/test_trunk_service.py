@@ -510,8 +510,13 @@ def test_on_a_cold_cache_one_caller_fetches_the_numbers_while_the_others_wait(ke
     results = []
 
     def staff_opens_the_form():
-        start.wait()
-        results.append(verified_numbers_get(tenant=keyed_a))
+        from django.db import connections
+
+        try:
+            start.wait()
+            results.append(verified_numbers_get(tenant=keyed_a))
+        finally:
+            connections.close_all()  # this thread's own connections
 
     threads = [threading.Thread(target=staff_opens_the_form) for _ in range(10)]
     for thread in threads:
