@@ -9,6 +9,36 @@ from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
 SESSION_STARTED_KEY = "portal_session_started"
+SESSION_REFRESHED_KEY = "portal_session_refreshed"
+
+
+class SessionRefreshMiddleware:
+    """The idle timeout without a session write on every request.
+
+    SESSION_SAVE_EVERY_REQUEST would write the session row (and re-send the cookie) on each
+    request; this saves a signed-in session only when its last save is SESSION_REFRESH_INTERVAL
+    seconds old or more, which moves its expiry SESSION_COOKIE_AGE ahead. A session so ends between
+    SESSION_COOKIE_AGE - SESSION_REFRESH_INTERVAL and SESSION_COOKIE_AGE after the last request.
+    Sits just inside SessionMiddleware, which does the save.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is None or session.is_empty():
+            return response
+        now = int(time.time())
+        if session.modified:
+            # Saved anyway (a login, a message): note when.
+            session[SESSION_REFRESHED_KEY] = now
+            return response
+        last = session.get(SESSION_REFRESHED_KEY)
+        if last is None or now - int(last) >= settings.SESSION_REFRESH_INTERVAL:
+            session[SESSION_REFRESHED_KEY] = now
+        return response
 
 
 class AbsoluteSessionTimeoutMiddleware:

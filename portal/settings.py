@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "portal.middleware.SessionRefreshMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -192,7 +193,10 @@ if CSRF_COOKIE_SECURE:
     CSRF_COOKIE_NAME = "__Host-csrftoken"
 # Idle timeout: the session expires this long after the last request.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+# The idle timeout: portal.middleware.SessionRefreshMiddleware saves an active session (pushing its
+# expiry SESSION_COOKIE_AGE ahead) when its last save is this many seconds old, not on every request.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_REFRESH_INTERVAL = env.int("SESSION_REFRESH_INTERVAL", default=60)
 # Absolute timeout: a session older than this is ended whatever its activity.
 SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 60 * 60)
 

@@ -640,3 +640,47 @@ def test_chart_geometry_stacks_bars_and_labels_whole_numbers():
     assert [t["value"] for t in one.ticks] == ["0", "1"]
     empty = chart_build({date(2026, 11, 1): {}})
     assert empty.bars == [] and empty.total == 0
+
+
+# --- Export rows match the page's columns --------------------------------------------------------
+
+
+def test_export_rows_are_the_columns_audit_row_gives_each_record(client, mallory, tenant_a, alice):
+    from trunks.audit_columns import AUDIT_COLUMNS, audit_row
+    from trunks.views.audit import csv_safe
+
+    audit_attempt(tenant=tenant_a, actor=alice, description="=HYPERLINK(1)", error_message="-2")
+    audit_attempt(
+        tenant=tenant_a,
+        actor=None,
+        status="failed",
+        caller_id_number="not a number",
+        description='+Zoë, "quoted"\nnew line',
+        upstream_status=422,
+        error_category="validation",
+        error_message="@bad",
+    )
+    audit_attempt(tenant=tenant_a, actor=alice, status="failed", error_category="unreachable")
+    audit_attempt(tenant=tenant_a, actor=alice, status="failed", upstream_status=500)
+    audit_attempt(tenant=tenant_a, actor=alice, caller_id_number="61412345678")
+    records = AuditRecord.objects.filter(tenant=tenant_a).order_by("-started_at", "-id")
+    expected = [audit_row(record) for record in records]
+    client.force_login(mallory)
+
+    assert _jsonl_rows(client.get(JSONL_URL)) == expected
+    headings = [heading for _key, heading in AUDIT_COLUMNS]
+    assert _csv_rows(client.get(CSV_URL)) == [
+        {heading: csv_safe(row[key]) for key, heading in AUDIT_COLUMNS} for row in expected
+    ]
+    assert _csv_rows(client.get(CSV_URL))[-1]["Description"] == "'=HYPERLINK(1)"
+    assert headings[0] == "ID"
+
+
+def test_a_large_export_comes_in_pieces_not_a_line_at_a_time(client, mallory, tenant_a, alice):
+    for n in range(400):
+        audit_attempt(tenant=tenant_a, actor=alice, description=f"Desk {n} " + "x" * 200)
+    client.force_login(mallory)
+    pieces = list(client.get(CSV_URL).streaming_content)
+    rows = list(csv.reader(io.StringIO(b"".join(pieces).decode())))
+    assert len(rows) == 401
+    assert 1 < len(pieces) < 10

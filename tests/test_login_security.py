@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.clientip import client_ip_from
-from portal.middleware import SESSION_STARTED_KEY, RequestIdMiddleware
+from portal.middleware import SESSION_REFRESHED_KEY, SESSION_STARTED_KEY, RequestIdMiddleware
 from trunks.reauth import REAUTH_SESSION_KEY, reauth_is_fresh, reauth_required
 
 LOGIN = "/accounts/login/"
@@ -189,7 +189,7 @@ def test_a_new_login_restarts_the_absolute_clock(client, charlie, password):
 
 def test_an_idle_session_expires(client, charlie, password, settings):
     assert 0 < settings.SESSION_COOKIE_AGE <= 60 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST
+    assert 0 < settings.SESSION_REFRESH_INTERVAL <= 5 * 60
     login(client, "charlie", password)
     assert client.get("/").status_code == 200
     # As if the idle timeout had passed since the last request.
@@ -201,15 +201,45 @@ def test_an_idle_session_expires(client, charlie, password, settings):
     assert response["Location"].startswith(LOGIN)
 
 
-def test_activity_pushes_the_idle_expiry_forward(client, charlie, password):
-    login(client, "charlie", password)
-    key = client.session.session_key
-    Session.objects.filter(session_key=key).update(
+def _last_saved_ago(client, seconds):
+    session = client.session
+    session[SESSION_REFRESHED_KEY] = int(time.time()) - seconds
+    session.save()
+    Session.objects.filter(session_key=session.session_key).update(
         expire_date=timezone.now() + timezone.timedelta(seconds=60)
     )
+    return session.session_key
+
+
+def test_activity_pushes_the_idle_expiry_forward(client, charlie, password, settings):
+    # The session is saved again once its last save is SESSION_REFRESH_INTERVAL old.
+    login(client, "charlie", password)
+    key = _last_saved_ago(client, settings.SESSION_REFRESH_INTERVAL + 1)
     client.get("/")
     expiry = Session.objects.get(session_key=key).expire_date
-    assert expiry > timezone.now() + timezone.timedelta(seconds=120)
+    assert expiry > timezone.now() + timezone.timedelta(seconds=settings.SESSION_COOKIE_AGE - 5)
+
+
+def test_requests_soon_after_a_save_do_not_write_the_session(client, charlie, password, settings):
+    login(client, "charlie", password)
+    key = _last_saved_ago(client, 5)
+    response = client.get("/")
+    assert response.status_code == 200
+    expiry = Session.objects.get(session_key=key).expire_date
+    # Not saved: the expiry set above (60 s ahead) stands, and no new cookie was sent.
+    assert expiry < timezone.now() + timezone.timedelta(seconds=61)
+    assert settings.SESSION_COOKIE_NAME not in response.cookies
+
+
+def test_an_active_session_lasts_past_the_idle_timeout(client, charlie, password, settings):
+    # Requests spread over longer than the idle timeout keep the session alive.
+    login(client, "charlie", password)
+    for _ in range(3):
+        key = _last_saved_ago(client, settings.SESSION_REFRESH_INTERVAL + 1)
+        assert client.get("/").status_code == 200
+        assert Session.objects.get(
+            session_key=key
+        ).expire_date > timezone.now() + timezone.timedelta(seconds=settings.SESSION_COOKIE_AGE - 5)
 
 
 def test_an_active_session_still_ends_at_the_absolute_timeout(client, charlie, password, settings):

@@ -1,5 +1,7 @@
 """trunk_create and verified_numbers_get: the attempt recorded first, every outcome mapped."""
 
+import json
+
 import pytest
 import requests
 import responses
@@ -485,3 +487,65 @@ def test_a_422_without_a_field_is_put_on_the_password(keyed_a, alice, crazytel):
     crazytel.post(TRUNKS_URL, status=422, json={"detail": "Unprocessable"})
     result = _create(keyed_a, alice)
     assert "password" in result.field_errors
+
+
+# --- Verified numbers: one fetch on a cold cache --------------------------------------------------
+
+
+# Committed data: the threads use their own database connections (the rate limiter writes).
+@pytest.mark.django_db(transaction=True)
+def test_on_a_cold_cache_one_caller_fetches_the_numbers_while_the_others_wait(keyed_a, crazytel):
+    import threading
+    import time
+
+    from .trunk_fixtures import NUMBERS
+
+    def slow_numbers(request):
+        time.sleep(0.3)
+        return (200, {"Content-Type": "application/json"}, json.dumps(NUMBERS))
+
+    crazytel.remove(responses.GET, NUMBERS_URL)
+    crazytel.add_callback(responses.GET, NUMBERS_URL, callback=slow_numbers)
+    start = threading.Barrier(10)
+    results = []
+
+    def staff_opens_the_form():
+        from django.db import connections
+
+        try:
+            start.wait()
+            results.append(verified_numbers_get(tenant=keyed_a))
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [threading.Thread(target=staff_opens_the_form) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(results) == 10 and all(r.ok for r in results)
+    assert len([c for c in crazytel.calls if c.request.url == NUMBERS_URL]) == 1
+    assert sum(not r.from_cache for r in results) == 1
+    assert {tuple(n.number for n in r.numbers) for r in results} == {
+        tuple(n["number"] for n in NUMBERS)
+    }
+
+
+def test_waiters_fetch_themselves_when_the_fetch_fails(keyed_a, crazytel):
+    # Failures are not cached: the lock is released and the next caller asks again.
+    crazytel.replace(responses.GET, NUMBERS_URL, status=503, body="down")
+    assert not verified_numbers_get(tenant=keyed_a).ok
+    crazytel.replace(responses.GET, NUMBERS_URL, json=[{"number": "61412345678"}])
+    again = verified_numbers_get(tenant=keyed_a)
+    assert again.ok and not again.from_cache
+    assert cache.get(verified_numbers_cache_key(tenant=keyed_a) + ":fetching") is None
+
+
+def test_a_lapsed_lock_never_blocks_for_longer_than_the_wait(keyed_a, crazytel, monkeypatch):
+    from trunks import services
+
+    monkeypatch.setattr(services, "NUMBERS_WAIT", 0.2)
+    cache.set(verified_numbers_cache_key(tenant=keyed_a) + ":fetching", "a crashed process", 30)
+    numbers = verified_numbers_get(tenant=keyed_a)
+    assert numbers.ok and not numbers.from_cache

@@ -6,6 +6,7 @@ record's content and the previous final record's hash, so any later change break
 append one after another.
 """
 
+import copy
 import hashlib
 import json
 import time
@@ -218,9 +219,17 @@ def audit_attempt_finish(
 ) -> AuditRecord:
     """Complete a pending attempt, exactly once, and seal it into the chain."""
     assert status != AuditStatus.PENDING
-    fresh = AuditRecord.objects.select_for_update().get(pk=record.pk)
-    if fresh.status != AuditStatus.PENDING:
+    # Lock the row while it is still pending (exactly once; the same lock order as the pending
+    # sweeper: the record, then the tenant). Its content is what `record` holds: a pending row
+    # changes only here, so it is not read again.
+    locked = (
+        AuditRecord.objects.select_for_update()
+        .filter(pk=record.pk, status=AuditStatus.PENDING)
+        .values_list("pk", flat=True)
+    )
+    if not list(locked):
         raise ValueError(f"audit record {record.pk} is final already")
+    fresh = copy.copy(record)  # the caller's pending record stays as it was
     now = timezone.now()
     fresh.status = status
     fresh.upstream_status = upstream_status
@@ -232,9 +241,26 @@ def audit_attempt_finish(
     fresh.finished_at = now
     fresh.duration_ms = max(0, int((now - fresh.started_at).total_seconds() * 1000))
     _seal(fresh)
-    fresh.save()
+    fresh.save(update_fields=FINISH_FIELDS)
     audit_cache_invalidate()
     return fresh
+
+
+# What finishing an attempt writes (the rest of a pending row is as audit_attempt_start wrote it).
+FINISH_FIELDS = [
+    "status",
+    "upstream_status",
+    "error_category",
+    "error_message",
+    "trunk_username",
+    "trunk_id",
+    "response",
+    "finished_at",
+    "duration_ms",
+    "chain_seq",
+    "prev_hash",
+    "record_hash",
+]
 
 
 # --- Verification ------------------------------------------------------------------------------

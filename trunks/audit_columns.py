@@ -103,3 +103,62 @@ def data_items(data: Any) -> Iterator[tuple[str, str]]:
         else:
             shown = str(value)
         yield (label, shown)
+
+
+# --- Export rows -------------------------------------------------------------------------------
+# Exports read a million records: no model instances, one values_list() tuple per record and a
+# precomputed function per column (the same values audit_row gives a record).
+
+# The fields an export row is made from, in this order.
+EXPORT_FIELDS = (
+    "id",
+    "started_at",
+    "tenant_name",
+    "actor_username",
+    "kind",
+    "status",
+    "trunk_username",
+    "caller_id_number",
+    "description",
+    "upstream_status",
+    "error_category",
+    "error_message",
+)
+
+
+def export_row_function():
+    """A function from an EXPORT_FIELDS tuple to the log's columns as a tuple (AUDIT_COLUMNS order).
+    Made per export: it holds the current time zone and memos of this export's repeats."""
+    zone = timezone.get_current_timezone()
+    kind_labels = _KIND_LABELS
+    numbers: dict[Any, str] = {}
+
+    def row(values: tuple) -> tuple:
+        (pk, started, tenant, actor, kind, status, username, caller, description, upstream,
+         category, message) = values  # fmt: skip
+        if caller in numbers:
+            caller_text = numbers[caller]
+        else:
+            caller_text = numbers[caller] = number_national(caller)
+            if len(numbers) > 65536:
+                numbers.clear()
+        if upstream:
+            outcome = f"HTTP {upstream} · {category}" if category else f"HTTP {upstream}"
+        else:
+            outcome = category or ""
+        if message:
+            outcome = f"{outcome}: {message}" if outcome else message
+        return (
+            pk,
+            started.astimezone(zone).isoformat(timespec="seconds"),
+            tenant,
+            actor,
+            kind_labels.get(kind, kind),
+            status,
+            username,
+            caller_text,
+            description,
+            outcome,
+        )
+
+    return row

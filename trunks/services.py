@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -715,14 +716,54 @@ def verified_numbers_get(*, tenant: Tenant, refresh: bool = False) -> VerifiedNu
     Failures are not cached: the next look asks Crazytel again. A rejected key flags the tenant.
     """
     key = verified_numbers_cache_key(tenant=tenant)
+    lock = f"{key}:fetching"
+    token = secrets.token_hex(8)
+    held = False
     if not refresh:
-        cached = cache.get(key)
-        if cached is not None:
-            return VerifiedNumbers(
-                numbers=tuple(crazytel.VerifiedNumber(**n) for n in cached["numbers"]),
-                fetched_at=cached["fetched_at"],
-                from_cache=True,
-            )
+        # Single flight: on a cold cache one process asks Crazytel while the others wait for
+        # its answer in the cache (up to NUMBERS_WAIT seconds, then they ask themselves).
+        deadline = time.monotonic() + NUMBERS_WAIT
+        while True:
+            cached = cache.get(key)
+            if cached is not None:
+                return _numbers_from_cache(cached)
+            held = cache.add(lock, token, NUMBERS_LOCK_TTL)
+            if held or time.monotonic() >= deadline:
+                break
+            time.sleep(NUMBERS_POLL)
+        if held and (cached := cache.get(key)) is not None:
+            # Filled between our look and taking the lock.
+            _numbers_lock_release(lock, token)
+            return _numbers_from_cache(cached)
+    try:
+        return _numbers_fetch(tenant=tenant, key=key)
+    finally:
+        if held:
+            _numbers_lock_release(lock, token)
+
+
+# How long a process waits for another's fetch of the same numbers, how often it looks, and the
+# longest a fetch holds the lock (a crashed process's lock lapses after this).
+NUMBERS_WAIT = 5.0
+NUMBERS_POLL = 0.05
+NUMBERS_LOCK_TTL = 30
+
+
+def _numbers_from_cache(cached: dict) -> VerifiedNumbers:
+    return VerifiedNumbers(
+        numbers=tuple(crazytel.VerifiedNumber(**n) for n in cached["numbers"]),
+        fetched_at=cached["fetched_at"],
+        from_cache=True,
+    )
+
+
+def _numbers_lock_release(lock: str, token: str) -> None:
+    # Only our own lock (one that lapsed may have been taken by another process since).
+    if cache.get(lock) == token:
+        cache.delete(lock)
+
+
+def _numbers_fetch(*, tenant: Tenant, key: str) -> VerifiedNumbers:
     try:
         numbers = crazytel.crazytel_client_for(tenant).verified_numbers()
     except CredentialError:
