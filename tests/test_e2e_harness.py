@@ -1,5 +1,8 @@
 """How the browser tests (tests/e2e) find Chromium: the system's first, never a silent skip."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.browser import find_chromium
@@ -31,3 +34,23 @@ def test_an_e2e_chromium_that_is_not_executable_is_refused(tmp_path, monkeypatch
     monkeypatch.setenv("E2E_CHROMIUM", str(tmp_path / "nothing-here"))
     with pytest.raises(LookupError, match="is not an executable file"):
         find_chromium(None, system_candidates=["/usr/bin/chromium"])
+
+
+def test_every_browser_test_uses_the_shared_harness_and_none_can_skip():
+    """A browser test outside tests/e2e would find Chromium its own way, and might skip without one."""
+    tests = Path(__file__).resolve().parent
+    e2e = tests / "e2e"
+    outside = [
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if not path.is_relative_to(e2e)
+        and path.name != Path(__file__).name
+        and re.search(r"^\s*(from|import) (playwright|axe_playwright)", path.read_text(), re.M)
+    ]
+    assert outside == [], f"browser tests outside tests/e2e: {outside}"
+    skipping = [
+        str(path.relative_to(tests))
+        for path in e2e.rglob("*.py")
+        if re.search(r"pytest\.(skip|importorskip)\b|mark\.skip", path.read_text())
+    ]
+    assert skipping == [], f"browser tests that can skip: {skipping}"

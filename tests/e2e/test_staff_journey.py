@@ -110,6 +110,20 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     expect(rule(page, "length")).to_contain_text("met")
     field.press("Backspace")
     expect(rule(page, "length")).to_have_attribute("data-met", "false")
+    # Filling (one input event, as a password manager does) ticks every rule at once.
+    field.fill("Abcdefg1")
+    for rule_id in ("length", "upper", "lower", "digit", "charset"):
+        expect(rule(page, rule_id)).to_have_attribute("data-met", "true")
+
+    # Show/hide: a toggle button that says whether it is pressed.
+    toggle = page.locator("[data-password-toggle]")
+    expect(field).to_have_attribute("type", "password")
+    toggle.click()
+    expect(field).to_have_attribute("type", "text")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    toggle.click()
+    expect(field).to_have_attribute("type", "password")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
 
     # A submission the portal refuses never reaches Crazytel, and the errors sit by their fields.
     page.get_by_label("Caller ID number").select_option(label="02 9876 5432 — Sydney office")
@@ -139,6 +153,8 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     assert len(generated) >= 16
     assert re.search("[A-Z]", generated) and re.search("[a-z]", generated)
     assert re.search("[0-9]", generated) and re.fullmatch("[!-~]+", generated)
+    for rule_id in ("length", "upper", "lower", "digit", "charset"):
+        expect(rule(page, rule_id)).to_have_attribute("data-met", "true")
     expect(password_field).to_have_attribute("type", "text")
     page.get_by_role("button", name="Hide password").click()
     expect(password_field).to_have_attribute("type", "password")
@@ -305,6 +321,34 @@ def test_each_crazytel_failure_shows_its_message_on_the_form(
         assert SandboxTrunk.objects.count() == 1
     else:
         assert not SandboxTrunk.objects.exists()
+
+
+def test_a_refused_sms_sender_is_marked_beside_its_field_and_the_password_is_asked_again(
+    portal, alice, alpha, sandbox_alpha
+):
+    page = portal.page
+    portal.login_as(alice)
+    portal.goto("/trunks/new/")
+    fill_valid_form(page)
+    page.get_by_label("SMS sender").select_option(label="0412 345 678 — Ops mobile")
+    # Verified when the form loaded; Crazytel no longer lists it when the trunk is created.
+    sandbox_alpha.verified_numbers = [
+        n for n in sandbox_alpha.verified_numbers if n["number"] != "61412345678"
+    ]
+    sandbox_alpha.save()
+    submit(page)
+
+    sms_sender = page.get_by_label("SMS sender")
+    expect(page.locator("#id_sms_sender_error")).to_be_visible()
+    expect(sms_sender).to_have_attribute("aria-invalid", "true")
+    expect(sms_sender).to_have_attribute("aria-describedby", re.compile(r"\bid_sms_sender_error\b"))
+    # The htmx swap kept the person on the form, and the password must be typed again.
+    expect(page).to_have_url(portal.url("/trunks/new/"))
+    expect(page.get_by_label("Trunk password")).to_have_value("")
+    expect(page.get_by_label("Description")).to_have_value("Reception phone")
+    portal.check("trunk-error-sms-sender")
+    assert trunk_attempts().get().status == AuditStatus.FAILED
+    assert not SandboxTrunk.objects.exists()
 
 
 def test_an_unreachable_crazytel_is_said_where_the_numbers_would_be(

@@ -1,0 +1,70 @@
+"""Django admin and the portal's own pages under the portal's CSP, in real Chromium: no violation.
+
+The HTML checks in test_browser_hardening.py prove what the server sends; this proves what the
+browser does with it, JavaScript widgets included (admin's calendar, clock, permission chooser).
+The shared harness's watcher (tests/e2e/browser.py) reports every CSP violation, script error and
+missing asset; `Portal.assert_clean()` fails on any of them.
+"""
+
+from playwright.sync_api import expect
+
+from .browser import screenshot
+
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/auth/user/",
+    "/admin/auth/user/add/",
+    "/admin/auth/user/{root}/change/",
+    "/admin/auth/user/{root}/password/",
+    "/admin/auth/group/add/",
+    "/admin/trunks/tenant/",
+    "/admin/trunks/tenant/add/",
+    "/admin/trunks/membership/add/",
+    "/admin/axes/accessattempt/",
+    "/admin/password_change/",
+]
+PORTAL_PAGES = ["/", "/accounts/confirm-password/?next=/"]
+
+
+def test_the_admin_runs_under_the_csp_without_a_violation(portal, root, password):
+    page = portal.page
+    portal.goto("/admin/login/")
+    page.fill("#id_username", root.username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(portal.url("/admin/"))
+    portal.assert_clean()
+
+    for template in ADMIN_PAGES + PORTAL_PAGES:
+        url = template.format(root=root.pk)
+        response = portal.goto(url)
+        page.wait_for_load_state("networkidle")
+        assert response.status == 200, url
+        if url.endswith("/change/"):
+            # Exercise admin's JavaScript widgets: they must work without inline script or style.
+            for opener in ("#calendarlink0", "#clocklink0", "a.selector-chooseall"):
+                if page.locator(opener).count():
+                    page.locator(opener).first.click()
+                    page.keyboard.press("Escape")
+            assert page.locator(".calendarbox, .clockbox").count() > 0, "admin widgets did not load"
+            portal.assert_clean()
+            screenshot(page, "admin-user-change-widgets")
+        elif url in PORTAL_PAGES:
+            portal.check()  # our own pages: axe-scanned too
+        else:
+            portal.assert_clean()  # Django admin's own markup is not ours to axe-scan
+
+
+def test_the_watch_does_catch_a_violation(portal, db):
+    """The check above would be worthless if the watcher never fired."""
+    page = portal.page
+    portal.goto("/accounts/login/")
+    expect(page.get_by_label("Username")).to_be_visible()
+    page.evaluate("document.body.setAttribute('style', 'color: red')")
+    for _ in range(50):
+        if portal.watch.csp_violations:
+            break
+        page.wait_for_timeout(100)
+    assert any(v["directive"].startswith("style-src") for v in portal.watch.csp_violations)
+    assert any(p.startswith("CSP violation") for p in portal.watch.problems())
+    portal.watch.clear()  # provoked on purpose: not a failure of this test's teardown
