@@ -110,20 +110,7 @@ def data_items(data: Any) -> Iterator[tuple[str, str]]:
 # precomputed function per column (the same values audit_row gives a record).
 
 # The fields an export row is made from, in this order.
-EXPORT_FIELDS = (
-    "id",
-    "started_at",
-    "tenant_name",
-    "actor_username",
-    "kind",
-    "status",
-    "trunk_username",
-    "caller_id_number",
-    "description",
-    "upstream_status",
-    "error_category",
-    "error_message",
-)
+EXPORT_FIELDS = tuple(AUDIT_COLUMN_FIELDS)
 
 
 def export_row_function():
