@@ -93,19 +93,7 @@ class SandboxAccountAdmin(admin.ModelAdmin):
         (
             "Faults",
             {
-                "fields": [
-                    "fault_scope",
-                    "fault_remaining",
-                    "latency_ms",
-                    "forced_status",
-                    "retry_after",
-                    "html_error",
-                    "malformed_json",
-                    "invalid_username",
-                    "drop_connection",
-                    "create_then_timeout",
-                    "timeout_sleep_ms",
-                ],
+                "fields": list(SandboxAccount.FAULT_FIELDS),
                 "description": "What this key's Crazytel does wrong, to rehearse every outcome.",
             },
         ),
