@@ -2,6 +2,7 @@
 
 import time
 
+from axes.helpers import get_cool_off
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
@@ -17,8 +18,6 @@ def _minutes(seconds: float) -> str:
 
 def lockout_response(request, original_response=None, credentials=None):
     """django-axes' lockout: the login page again, saying why and for how long (AXES_LOCKOUT_CALLABLE)."""
-    from axes.helpers import get_cool_off
-
     cool_off = get_cool_off(request)
     wait = _minutes(cool_off.total_seconds()) if cool_off else "a while"
     message = (

@@ -1,12 +1,12 @@
 """Template context shared by every page."""
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
-from trunks.models import ROLE_RANK, Role
-from trunks.selectors import user_best_role
+from trunks.access import user_best_role
+from trunks.models import Role
 
-# (label, url name, role needed in at least one tenant). A page appears once its URL exists.
+# (label, url name, role needed in at least one tenant).
 NAV_ITEMS = [
     ("New trunk", "trunks:create", Role.STAFF),
     ("Audit log", "audit:list", Role.MANAGER),
@@ -24,16 +24,12 @@ def navigation(request):
 
 
 def _nav_items(request, user) -> list[dict]:
-    role = user_best_role(user=user)
-    best = ROLE_RANK[role] if role else 0
+    best = user_best_role(user=user)
     items = []
     for label, url_name, needed in NAV_ITEMS:
-        if best < ROLE_RANK[needed]:
+        if best is None or not best.includes(needed):
             continue
-        try:
-            url = reverse(url_name)
-        except NoReverseMatch:
-            continue
+        url = reverse(url_name)
         active = request.path.startswith(url)
         items.append({"label": label, "url": url, "active": active})
     return items

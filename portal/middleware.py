@@ -2,11 +2,14 @@
 
 import time
 import uuid
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
+
+from portal.clientip import client_ip_from
 
 SESSION_STARTED_KEY = "portal_session_started"
 SESSION_REFRESHED_KEY = "portal_session_refreshed"
@@ -76,8 +79,6 @@ class HtmxLoginRedirectMiddleware:
             if location.startswith(login_url):
                 # Come back to the page the person was on, not to the fragment's URL.
                 current = request.htmx.current_url_abs_path or "/"
-                from urllib.parse import urlencode
-
                 return HttpResponseClientRedirect(f"{login_url}?{urlencode({'next': current})}")
         return response
 
@@ -90,8 +91,6 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from portal.clientip import client_ip_from
-
         request.request_id = uuid.uuid4().hex
         request.client_ip = client_ip_from(request)
         response = self.get_response(request)

@@ -2,9 +2,8 @@
 
 import pytest
 
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 from trunks.models import Role
-
-from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
 pytest_plugins = ["tests.trunk_fixtures"]
@@ -119,6 +118,6 @@ def brenda(tenant_b):
 def fresh_audit_cache():
     """Each test starts with no cached audit figures (trunks.audit_cache): ids are reused across
     tests on SQLite, and the cache (locmem or Redis) outlives a test."""
-    from trunks.audit_cache import audit_cache_clear
+    from trunks.audit.cache import audit_cache_clear
 
     audit_cache_clear()

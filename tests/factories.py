@@ -66,7 +66,7 @@ def audit_attempt(
 
     from django.utils import timezone
 
-    from trunks import audit
+    from trunks.audit import writer as audit
 
     at = at or timezone.now()
     with mock.patch.object(audit.timezone, "now", return_value=at):

@@ -8,7 +8,7 @@ import responses
 from django.core.cache import cache
 from django.utils import timezone
 
-from trunks.credentials import api_key_encrypt
+from trunks.tenants.credentials import api_key_encrypt
 
 API = "https://crazytel.test/api/v1"
 NUMBERS_URL = f"{API}/account/verified-cli/"

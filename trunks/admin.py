@@ -10,11 +10,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from . import services
 from .errors import NotPermitted, PortalError
 from .models import AuditRecord, Membership, Tenant
 from .reauth import reauth_is_fresh, reauth_redirect
-from .services import api_key_clean, tenant_base_url_clean, tenant_name_clean, tenant_slug_clean
+from .tenants import members, services
+from .tenants.services import (
+    api_key_clean,
+    tenant_base_url_clean,
+    tenant_name_clean,
+    tenant_slug_clean,
+)
 
 
 class TenantAdminForm(forms.ModelForm):
@@ -129,7 +134,7 @@ class TenantAdmin(admin.ModelAdmin):
         if (
             request.method == "POST"
             and request.POST.get("api_key", "").strip()
-            and not reauth_is_fresh(request, max_age=services.API_KEY_REAUTH_MAX_AGE)
+            and not reauth_is_fresh(request)
         ):
             # As in the portal: a key is set only after the password was confirmed recently.
             messages.warning(
@@ -195,7 +200,7 @@ class MembershipAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             if change:
-                saved = services.member_set_role(
+                saved = members.member_set_role(
                     actor=request.user,
                     tenant=obj.tenant,
                     membership_id=obj.pk,
@@ -203,7 +208,7 @@ class MembershipAdmin(admin.ModelAdmin):
                     request=request,
                 )
             else:
-                saved = services.member_add(
+                saved = members.member_add(
                     actor=request.user,
                     tenant=form.cleaned_data["tenant"],
                     username=form.cleaned_data["user"].get_username(),
@@ -216,7 +221,7 @@ class MembershipAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
     def delete_model(self, request, obj):
-        services.member_remove(
+        members.member_remove(
             actor=request.user, tenant=obj.tenant, membership_id=obj.pk, request=request
         )
 

@@ -29,3 +29,11 @@ class Conflict(PortalError):
 
 class CredentialsUnavailable(PortalError):
     """The portal cannot encrypt or decrypt API keys (its encryption keys are missing or wrong)."""
+
+
+class PortalErrorsMixin:
+    """For forms: show a service's PortalError on its field, or above the form. (Django itself ties
+    each error to its control with aria-invalid and aria-describedby when the field renders.)"""
+
+    def add_portal_error(self, error: PortalError) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)

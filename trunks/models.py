@@ -1,6 +1,9 @@
-"""The portal's data: tenants and who belongs to them, and the audit log of everything done."""
+"""The portal's data: tenants and who belongs to them, the audit log of everything done, and the
+shared rate-limit state of each Crazytel key when there is no Redis. Data only, plus properties
+that read one model (a tenant's readiness, a role's rank)."""
 
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
@@ -14,8 +17,36 @@ class Role(models.TextChoices):
     MANAGER = "manager", "Manager"
     ADMIN = "admin", "Admin"
 
+    @property
+    def rank(self) -> int:
+        """1 for staff, 2 for managers, 3 for admins: the order the roles nest in."""
+        return list(Role).index(self) + 1
 
-ROLE_RANK = {Role.STAFF: 1, Role.MANAGER: 2, Role.ADMIN: 3}
+    def includes(self, other: "Role | str") -> bool:
+        """Whether this role may do what `other` may (an admin includes a manager)."""
+        return self.rank >= Role(other).rank
+
+    @classmethod
+    def at_least(cls, min_role: "Role | str") -> list["Role"]:
+        """`min_role` and every role above it."""
+        return [role for role in cls if role.includes(min_role)]
+
+    @classmethod
+    def best(cls, roles) -> "Role | None":
+        """The highest of `roles` (values or members; unknown ones ignored), or None."""
+        known = [cls(r) for r in roles if r in cls.values]
+        return max(known, key=lambda role: role.rank, default=None)
+
+
+@dataclass(frozen=True)
+class TenantReadiness:
+    """Whether staff may create trunks for a tenant now, and if not, why (for a person to read)."""
+
+    ready: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ready
 
 
 class Tenant(models.Model):
@@ -29,7 +60,7 @@ class Tenant(models.Model):
         blank=True,
         help_text="Leave empty to use the portal's default Crazytel API URL.",
     )
-    # The API key, encrypted (trunks.crypto). Never the plaintext; never shown again.
+    # The API key, encrypted (trunks.tenants.credentials). Never the plaintext; never shown again.
     api_key_ciphertext = models.TextField(blank=True, editable=False)
     api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
     api_key_set_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -65,6 +96,27 @@ class Tenant(models.Model):
     @property
     def effective_base_url(self) -> str:
         return self.base_url or settings.CRAZYTEL_API_BASE_URL
+
+    @property
+    def readiness(self) -> TenantReadiness:
+        """Can trunks be created for this tenant? Inactive tenants and tenants without a key cannot.
+
+        A failing connection does not block the form (a new attempt tells staff what Crazytel
+        says), but the page warns about it.
+        """
+        if not self.is_active:
+            return TenantReadiness(
+                False,
+                f"{self.name} is deactivated, so no trunks can be created for it. "
+                "Ask one of its admins to activate it again.",
+            )
+        if not self.has_api_key:
+            return TenantReadiness(
+                False,
+                f"{self.name} has no Crazytel API key yet, so no trunks can be created for it. "
+                "Ask one of its admins to set the key.",
+            )
+        return TenantReadiness(True, "")
 
 
 class Membership(models.Model):
@@ -108,7 +160,7 @@ class AuditStatus(models.TextChoices):
 
 
 class AuditRecord(models.Model):
-    """One trunk-creation attempt or one admin event. Append-only: see trunks.audit.
+    """One trunk-creation attempt or one admin event. Append-only: see trunks.audit.writer.
 
     A trunk attempt is written `pending` before the upstream call and completed exactly once after
     it. Once final, a record never changes; it joins its tenant's hash chain when it becomes final.
@@ -171,7 +223,7 @@ class AuditRecord(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         # Every list query orders by (-started_at, -id) and pages by a keyset on that pair, so each
-        # filter has an index ending in it (trunks.selectors.audit_list). Free-text search uses
+        # filter has an index ending in it (trunks.audit.paging). Free-text search uses
         # trigram indexes that exist on PostgreSQL only (migration 0004).
         indexes = [
             models.Index(fields=["tenant", "-started_at", "-id"], name="audit_tenant_started"),
@@ -202,7 +254,8 @@ class AuditRecord(models.Model):
 
 
 class RateLimitBucket(models.Model):
-    """The shared Crazytel rate-limit state of one API key, when there is no Redis (trunks.ratelimit).
+    """The shared Crazytel rate-limit state of one API key, when there is no Redis
+    (trunks.tenants.upstream).
 
     `key` is an HMAC of the API key, never the key. Rows are only read and written under a row lock.
     """

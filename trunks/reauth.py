@@ -1,20 +1,13 @@
-"""Re-authentication: the person types their password again before a sensitive change.
+"""Re-authentication: the person types their password again before a sensitive change (setting a
+tenant's API key, here or in the admin).
 
-Use on a view that replaces a tenant's API key (or anything as sensitive):
-
-    from trunks.reauth import reauth_required
-
-    @reauth_required(max_age=300)
-    def tenant_credential_set(request, slug): ...
-
-If the password was not confirmed in the last `max_age` seconds, the person is sent to
-/accounts/confirm-password/?next=<the page> (for htmx, as a whole-page redirect) and comes back
-after typing it. A POST that arrives stale is not carried out; it is sent back to the page it came
-from (the form's GET) — nothing half-done, the person submits again after confirming.
+If the password was not confirmed in the last REAUTH_MAX_AGE seconds, `reauth_redirect` sends the
+person to /accounts/confirm-password/?next=<the page> (for htmx, as a whole-page redirect) and they
+come back after typing it. A POST that arrives stale is not carried out; it is sent back to the page
+it came from (the form's GET) — nothing half-done, the person submits again after confirming.
 """
 
 import time
-from functools import wraps
 from urllib.parse import urlencode
 
 from django import forms
@@ -28,10 +21,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django_htmx.http import HttpResponseClientRedirect
 
 REAUTH_SESSION_KEY = "reauth_at"
-DEFAULT_MAX_AGE = 300
+# The one re-authentication age: a password typed this recently (seconds) is fresh enough.
+REAUTH_MAX_AGE = 300
 
 
-def reauth_is_fresh(request: HttpRequest, *, max_age: int = DEFAULT_MAX_AGE) -> bool:
+def reauth_is_fresh(request: HttpRequest, *, max_age: int = REAUTH_MAX_AGE) -> bool:
     """Whether this session confirmed the password in the last `max_age` seconds."""
     confirmed = request.session.get(REAUTH_SESSION_KEY)
     if not isinstance(confirmed, int | float):
@@ -42,11 +36,6 @@ def reauth_is_fresh(request: HttpRequest, *, max_age: int = DEFAULT_MAX_AGE) -> 
 
 def reauth_mark(request: HttpRequest) -> None:
     request.session[REAUTH_SESSION_KEY] = int(time.time())
-
-
-def reauth_clear(request: HttpRequest) -> None:
-    """Use up the confirmation (e.g. right after the sensitive change), so the next one asks again."""
-    request.session.pop(REAUTH_SESSION_KEY, None)
 
 
 def _safe_next(request: HttpRequest, value: str | None) -> str:
@@ -72,24 +61,6 @@ def reauth_redirect(request: HttpRequest):
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def reauth_required(max_age: int = DEFAULT_MAX_AGE):
-    """Decorator: the view runs only if the password was confirmed in the last `max_age` seconds."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if not request.user.is_authenticated:
-                # LoginRequiredMiddleware handles anonymous users before this; be safe anyway.
-                return reauth_redirect(request)
-            if not reauth_is_fresh(request, max_age=max_age):
-                return reauth_redirect(request)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 class ReauthForm(forms.Form):

@@ -2,9 +2,9 @@
 
 from django.urls import include, path
 
-from .views import audit as audit_views
-from .views import tenants as tenant_views
-from .views import trunks as trunk_views
+from .audit import views as audit_views
+from .provisioning import views as trunk_views
+from .tenants import views as tenant_views
 
 trunk_patterns: list = [
     path("new/", trunk_views.trunk_create_view, name="create"),

@@ -80,13 +80,13 @@ def middle_record(rows: int) -> dict:
         "id", "started_at", "actor_id"
     )[index]
     try:
-        from trunks.selectors import AuditCursor
+        from trunks.audit.paging import AuditCursor
 
         cursor = str(AuditCursor.of(record))
     except ImportError:
         cursor = ""
     try:
-        from trunks.selectors import AUDIT_PAGE_SIZE as page_size
+        from trunks.audit.paging import AUDIT_PAGE_SIZE as page_size
     except ImportError:
         page_size = 50
     return {"index": index, "cursor": cursor, "page_size": page_size, "actor_id": record.actor_id}

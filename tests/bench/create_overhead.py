@@ -29,7 +29,7 @@ FIGURES = [
 
 def crazytel_client_class():
     try:
-        from trunks.crazytel import CrazytelClient
+        from trunks.crazytel.client import CrazytelClient
     except ImportError:
         from .harness import FeatureMissing
 

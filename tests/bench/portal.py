@@ -52,8 +52,8 @@ def sandbox_account_create(*, api_key: str, name: str):
 def tenant_create(*, slug: str, name: str, base_url: str, api_key: str | None):
     from django.utils import timezone
 
-    from trunks.credentials import api_key_encrypt
     from trunks.models import Tenant
+    from trunks.tenants.credentials import api_key_encrypt
 
     tenant, _ = Tenant.objects.update_or_create(
         slug=slug, defaults={"name": name, "base_url": base_url, "is_active": True}

@@ -6,7 +6,7 @@ import socket
 
 from django.utils import timezone
 
-from trunks.credentials import api_key_encrypt
+from trunks.tenants.credentials import api_key_encrypt
 
 SANDBOX_PATH = "/sandbox/api/v1"
 

@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 
 from tests.factories import MembershipFactory, UserFactory
 from trunks.models import AuditRecord, AuditStatus, Role
+from trunks.provisioning.services import trunk_create
 from trunks.sandbox.services import sandbox_faults_clear, sandbox_faults_set
-from trunks.services import trunk_create
 
 PASSWORD = "Canary7PasswordQz"
 # National format, as the rest of the portal writes it.
@@ -61,7 +61,7 @@ def _attempt(*, actor, tenant, description, caller="61298765432", days_ago=0, fa
 
 
 def _keys(tenant):
-    from trunks.credentials import api_key_decrypt
+    from trunks.tenants.credentials import api_key_decrypt
 
     return [api_key_decrypt(tenant_id=tenant.pk, ciphertext=tenant.api_key_ciphertext)]
 

@@ -1,25 +1,21 @@
-"""The one module that talks to Crazytel's REST API (see ../shared/crazytel-api.md).
+"""The one module that talks to Crazytel's REST API over HTTP (see ../shared/crazytel-api.md).
 
-Every upstream outcome becomes one of the typed errors below, each with a message fit for a person.
-Tolerant of every response shape the contract lists; anything else is an `UpstreamError`.
-The API key and a trunk's password never appear in a log record, an error's str/repr, or the
-traceback locals Django's error reports show (the methods holding them are `sensitive_variables`).
+Every upstream outcome becomes one of the typed errors of `errors`, each with a message fit for a
+person; `parsing` reads every response shape the contract lists. The API key and a trunk's password
+never appear in a log record, an error's str/repr, or the traceback locals Django's error reports
+show (the methods holding them are `sensitive_variables`). Knows nothing of tenants or the database:
+`trunks.tenants.upstream` builds a client for a tenant.
 """
 
 from __future__ import annotations
 
-import email.utils
 import http.cookiejar
 import json
 import logging
-import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from html.parser import HTMLParser
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,168 +27,47 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 
 import portal
 
+from .errors import (
+    CrazytelError,
+    NumberRejected,
+    OutcomeUnknown,
+    RateLimited,
+    RejectedKey,
+    Unreachable,
+    UpstreamError,
+    ValidationFailed,
+)
+from .parsing import (
+    FIELD_NAMES,
+    NON_FIELD,
+    Balance,
+    CreatedTrunk,
+    VerifiedNumber,
+    attribute_numbers,
+    describe_html,
+    looks_like_html,
+    number_fields_named,
+    parse_balance,
+    parse_created_trunk,
+    parse_error_body,
+    parse_retry_after,
+    parse_verified_numbers,
+    redact,
+    shorten,
+)
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"crazytel-trunk-portal/{portal.__version__}"
 API_KEY_HEADER = "x-crazytel-api-key"
-# ASCII digits only: \d would also take other scripts' digits.
-USERNAME_RE = re.compile(r"^CT[0-9]{6}$")
-NON_FIELD = "__all__"
-
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 20.0
 # A body bigger than this is not a Crazytel answer (and must not fill our memory).
 MAX_BODY_BYTES = 1024 * 1024
-# How much of an unexpected body a message may quote.
-SNIPPET_CHARS = 200
-RETRY_AFTER_MAX = 3600.0
-
-NUMBER_KEYS = (
-    "number",
-    "cli",
-    "caller_id",
-    "caller_id_number",
-    "phone_number",
-    "did",
-    "did_number",
-)
-LABEL_KEYS = ("label", "description", "name", "nickname", "alias", "note", "notes")
-LIST_WRAPPER_KEYS = ("results", "data", "items", "numbers", "verified_cli", "verified_numbers")
-OBJECT_WRAPPER_KEYS = ("data", "result", "trunk", "sip_trunk")
-TRUNK_ID_KEYS = ("id", "trunk_id", "uuid")
-# Fields whose name appears in an upstream message, in the order they are looked for.
-FIELD_NAMES = (
-    "password",
-    "caller_id_number",
-    "sms_sender",
-    "area_code",
-    "description",
-    "enabled",
-    "hide_caller_id",
-    "softphone_show_balance",
-    "softphone_sync_sms",
-)
-_SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey")
-_SECRET_KEY_EXACT = {"pass", "pwd", "key", "auth", "authorization", "credential", "credentials"}
-
-
-# --- Errors -----------------------------------------------------------------------------------
-
-
-class CrazytelError(Exception):
-    """Root of every upstream outcome that is not a success.
-
-    `message` is for a person; `status` the HTTP status (None when there was no response);
-    `field_errors` maps form field names (or "__all__") to messages; `category` names the class.
-    """
-
-    category = "error"
-    default_message = "Crazytel could not complete the request."
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        status: int | None = None,
-        field_errors: dict[str, list[str]] | None = None,
-        request_id: str | None = None,
-    ):
-        self.message = message or self.default_message
-        self.status = status
-        self.field_errors = {k: list(v) for k, v in (field_errors or {}).items()}
-        self.request_id = request_id
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
-
-    # Exceptions pickle through their args; keep the keyword attributes too.
-    def __reduce__(self):
-        return (_rebuild_error, (type(self), self.__dict__.copy()))
-
-
-def _rebuild_error(cls, state):
-    error = cls.__new__(cls)
-    Exception.__init__(error, state.get("message", ""))
-    error.__dict__.update(state)
-    return error
-
-
-class RejectedKey(CrazytelError):
-    category = "rejected_key"
-    default_message = "Crazytel rejected this tenant's API key. An admin must check or replace it."
-
-
-class ValidationFailed(CrazytelError):
-    category = "validation"
-    default_message = "Crazytel refused the values sent."
-
-
-class NumberRejected(CrazytelError):
-    category = "number_rejected"
-    default_message = "Crazytel refused the caller ID or SMS sender number."
-
-
-class RateLimited(CrazytelError):
-    category = "rate_limited"
-    default_message = "Crazytel is busy (too many requests). Try again shortly."
-
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kwargs):
-        self.retry_after = retry_after
-        if message is None and retry_after is not None:
-            message = (
-                "Crazytel is busy (too many requests). "
-                f"Try again in {max(1, round(retry_after))} seconds."
-            )
-        # status stays None when the portal's own limiter refused before asking Crazytel.
-        super().__init__(message, **kwargs)
-
-
-class UpstreamError(CrazytelError):
-    category = "upstream"
-    default_message = "Crazytel answered with an error or with something it should not have sent."
-
-
-class Unreachable(CrazytelError):
-    category = "unreachable"
-    default_message = "Crazytel could not be reached. Nothing was sent; try again."
-
-
-class OutcomeUnknown(CrazytelError):
-    category = "unknown"
-    default_message = (
-        "The request reached Crazytel but no answer came back: it may or may not have taken effect."
-    )
-
-
-# --- Results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerifiedNumber:
-    number: str
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class CreatedTrunk:
-    username: str
-    trunk_id: str | None
-    # The upstream response with every password-like key removed.
-    response: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Balance:
-    account_code: str
-    balance: Decimal
 
 
 class RateLimiter(Protocol):
-    """What the client needs of trunks.ratelimit's shared limiter."""
+    """What the client needs of a rate limiter (trunks.crazytel.ratelimit.RateLimiter)."""
 
     def acquire(self) -> None: ...
 
@@ -200,244 +75,6 @@ class RateLimiter(Protocol):
 
     def note_result(self, *, server_error: bool) -> None: ...
 
-
-# --- Helpers: secrets, parsing ------------------------------------------------------------------
-
-
-def is_secret_key(key: Any) -> bool:
-    """A response key whose value may be a credential (stripped before anything is kept)."""
-    if not isinstance(key, str):
-        return False
-    k = key.lower().replace("-", "_")
-    return (
-        k in _SECRET_KEY_EXACT
-        or any(part in k for part in _SECRET_KEY_PARTS)
-        or k.endswith(("_pass", "_pwd", "_key"))
-    )
-
-
-def strip_secrets(value: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """`value` without password-like keys (recursively) and with known secrets blanked out."""
-    if isinstance(value, dict):
-        return {
-            k: strip_secrets(v, secrets)
-            for k, v in value.items()
-            if not is_secret_key(k) and not (isinstance(v, str) and v in secrets and v)
-        }
-    if isinstance(value, list):
-        return [strip_secrets(v, secrets) for v in value]
-    if isinstance(value, str):
-        return _redact(value, secrets)
-    return value
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-def normalise_number(raw: Any) -> str | None:
-    """Digits only: '+61 2 9876-5432' → '61298765432'. None when it is not a phone number."""
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        return None
-    text = str(raw).strip()
-    for ch in "+ -().\u00a0\t":
-        text = text.replace(ch, "")
-    if not text.isascii() or not text.isdigit() or not 6 <= len(text) <= 15:
-        return None
-    return text
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent/garbage."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
-
-
-class _HTMLText(HTMLParser):
-    """The title and visible text of an HTML error page."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.title = ""
-        self.text: list[str] = []
-        self._in_title = False
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "title":
-            self._in_title = True
-        elif tag in ("script", "style"):
-            self._skip += 1
-
-    def handle_endtag(self, tag):
-        if tag == "title":
-            self._in_title = False
-        elif tag in ("script", "style") and self._skip:
-            self._skip -= 1
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
-        elif not self._skip and data.strip():
-            self.text.append(data.strip())
-
-
-def _html_summary(text: str) -> str:
-    parser = _HTMLText()
-    try:
-        parser.feed(text)
-        parser.close()
-    except Exception:
-        return ""
-    summary = " ".join(parser.title.split()) or " ".join(" ".join(parser.text).split())
-    return _shorten(summary)
-
-
-def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _looks_like_html(text: str, content_type: str) -> bool:
-    head = text.lstrip()[:100].lower()
-    return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
-
-
-def _field_from_loc(loc: Any) -> str:
-    """FastAPI's `loc` (["body", "password"]) → "password"; a location with no field → "__all__"."""
-    if isinstance(loc, str):
-        loc = [loc]
-    if not isinstance(loc, (list, tuple)):
-        return NON_FIELD
-    parts = [p for p in loc if isinstance(p, str)]
-    for part in parts:
-        if part not in ("body", "query", "path", "header", "cookie", "__root__"):
-            return part
-    return NON_FIELD
-
-
-def _clean_msg(msg: str) -> str:
-    # Pydantic prefixes custom validator messages with "Value error, ".
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    msg = msg.strip()
-    return msg[:1].upper() + msg[1:] if msg else msg
-
-
-@dataclass
-class _ErrorBody:
-    message: str = ""
-    field_errors: dict[str, list[str]] = field(default_factory=dict)
-    is_html: bool = False
-
-
-def parse_error_body(text: str, content_type: str = "") -> _ErrorBody:
-    """What an error response says, from any shape the contract lists."""
-    result = _ErrorBody()
-    stripped = text.strip()
-    if not stripped:
-        return result
-    try:
-        data = json.loads(stripped)
-    except ValueError:
-        data = None
-    else:
-        _read_json_error(data, result)
-        return result
-    if _looks_like_html(stripped, content_type.lower()):
-        result.is_html = True
-        result.message = _html_summary(stripped)
-        return result
-    result.message = _shorten(stripped)
-    return result
-
-
-def _read_json_error(data: Any, result: _ErrorBody, depth: int = 0) -> None:
-    if depth > 3:
-        return
-    if isinstance(data, str):
-        result.message = _shorten(data, 500)
-        return
-    if isinstance(data, list):
-        _read_fastapi_detail(data, result)
-        return
-    if not isinstance(data, dict):
-        return
-    for key in ("detail", "error", "errors", "message", "msg", "error_description", "title"):
-        if key in data and data[key] not in (None, "", [], {}):
-            _read_json_error(data[key], result, depth + 1)
-            if result.message or result.field_errors:
-                return
-
-
-def _read_fastapi_detail(items: list, result: _ErrorBody) -> None:
-    lines = []
-    for item in items:
-        if isinstance(item, str):
-            msg, name = _clean_msg(item), NON_FIELD
-        elif isinstance(item, dict):
-            raw = item.get("msg") or item.get("message") or item.get("detail")
-            if not isinstance(raw, str):
-                continue
-            msg, name = _clean_msg(raw), _field_from_loc(item.get("loc"))
-            # Deliberately never item["input"]: Pydantic echoes the submitted value there.
-        else:
-            continue
-        if not msg:
-            continue
-        result.field_errors.setdefault(name, []).append(msg)
-        lines.append(msg if name == NON_FIELD else f"{name}: {msg}")
-    if lines:
-        result.message = _shorten("; ".join(lines), 500)
-
-
-def _number_fields_named(message: str) -> list[str]:
-    text = message.lower().replace("-", " ").replace("_", " ")
-    found = []
-    if "caller id" in text or "callerid" in text or "cli" in text.split() or "caller" in text:
-        found.append("caller_id_number")
-    if "sms" in text or "sender" in text:
-        found.append("sms_sender")
-    return found
-
-
-def _attribute_numbers(error: NumberRejected, body: dict) -> None:
-    """A 400 whose message names no field but quotes a number we sent: that number's field."""
-    if set(error.field_errors) != {NON_FIELD}:
-        return
-    message_digits = re.sub(r"[+\s-]", "", error.message)
-    named = [
-        name
-        for name in ("caller_id_number", "sms_sender")
-        if (number := normalise_number(body.get(name))) and number in message_digits
-    ]
-    if named:
-        messages = error.field_errors.pop(NON_FIELD)
-        for name in named:
-            error.field_errors[name] = list(messages)
-
-
-# --- The shared HTTP session ------------------------------------------------------------------
 
 _session_lock = threading.Lock()
 _shared_session: requests.Session | None = None
@@ -462,9 +99,6 @@ def shared_session() -> requests.Session:
             if _shared_session is None:
                 _shared_session = _new_session()
     return _shared_session
-
-
-# --- The client -------------------------------------------------------------------------------
 
 
 class CrazytelClient:
@@ -515,7 +149,7 @@ class CrazytelClient:
         data, request_id, status = self._call(
             "GET", "/account/verified-cli/", retry_unreachable=True
         )
-        return _parse_verified_numbers(data, request_id, status)
+        return parse_verified_numbers(data, request_id, status)
 
     @sensitive_variables()
     def create_sip_trunk(self, payload: dict) -> CreatedTrunk:
@@ -529,14 +163,14 @@ class CrazytelClient:
                 "POST", "/sip-trunks/", body=body, secrets=secrets, retry_unreachable=False
             )
         except NumberRejected as exc:
-            _attribute_numbers(exc, body)
+            attribute_numbers(exc, body)
             raise
-        return _parse_created_trunk(data, request_id, status, (*secrets, self._api_key))
+        return parse_created_trunk(data, request_id, status, (*secrets, self._api_key))
 
     def balance(self) -> Balance:
         """The account code and balance: a cheap, read-only connection check."""
         data, request_id, status = self._call("GET", "/balance/", retry_unreachable=True)
-        return _parse_balance(data, request_id, status)
+        return parse_balance(data, request_id, status)
 
     # -- transport --
 
@@ -666,7 +300,7 @@ class CrazytelClient:
         )
         if error is not None:
             raise error
-        text = _redact(text, secrets)
+        text = redact(text, secrets)
         if 200 <= status < 300:
             return _parse_json_body(text, status, content_type, request_id), request_id, status
         raise _status_error(status, text, content_type, retry_after_header, location, request_id)
@@ -770,8 +404,8 @@ def _parse_json_body(text: str, status: int, content_type: str, request_id: str)
         return json.loads(text, parse_float=Decimal)
     except ValueError:
         pass
-    if _looks_like_html(text, content_type.lower()):
-        page = _html_summary(text)
+    if looks_like_html(text, content_type.lower()):
+        page = describe_html(text)
         what = f"an HTML page ({page})" if page else "an HTML page"
     elif not text.strip():
         what = "an empty body"
@@ -824,7 +458,7 @@ def _status_error(
         field_errors = {k: v for k, v in body.field_errors.items() if k != NON_FIELD}
         if not field_errors:
             message = body.message or NumberRejected.default_message
-            for name in _number_fields_named(message) or [NON_FIELD]:
+            for name in number_fields_named(message) or [NON_FIELD]:
                 field_errors[name] = [message]
         elif NON_FIELD in body.field_errors:
             field_errors[NON_FIELD] = body.field_errors[NON_FIELD]
@@ -832,7 +466,7 @@ def _status_error(
             body.message or NumberRejected.default_message, field_errors=field_errors, **kw
         )
     if 300 <= status < 400:
-        where = f" to {_shorten(location, 120)}" if location else ""
+        where = f" to {shorten(location, 120)}" if location else ""
         return UpstreamError(
             f"Crazytel answered with a redirect ({status}){where}: check the tenant's base URL.",
             **kw,
@@ -842,168 +476,3 @@ def _status_error(
             f"Crazytel answered 404 Not Found{said}: check the tenant's base URL.", **kw
         )
     return UpstreamError(f"Crazytel answered an unexpected {status}{said}.", **kw)
-
-
-def _unwrap_list(data: Any, depth: int = 0) -> list | None:
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict) and depth < 2:
-        for key in LIST_WRAPPER_KEYS:
-            if key in data:
-                found = _unwrap_list(data[key], depth + 1)
-                if found is not None:
-                    return found
-    return None
-
-
-def _parse_verified_numbers(data: Any, request_id: str, status: int) -> list[VerifiedNumber]:
-    items = _unwrap_list(data)
-    if items is None:
-        raise UpstreamError(
-            "Crazytel's list of verified numbers came in a shape the portal does not know "
-            f"({_describe(data)}).",
-            status=status,
-            request_id=request_id,
-        )
-    numbers: list[VerifiedNumber] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        raw, label = item, ""
-        if isinstance(item, dict):
-            raw = next((item[k] for k in NUMBER_KEYS if item.get(k) not in (None, "")), None)
-            label = next(
-                (
-                    " ".join(item[k].split())
-                    for k in LABEL_KEYS
-                    if isinstance(item.get(k), str) and item[k].strip()
-                ),
-                "",
-            )
-        number = normalise_number(raw)
-        if number is None:
-            raise UpstreamError(
-                f"Crazytel's list of verified numbers holds an entry the portal cannot read "
-                f"(item {index + 1}: {_describe(item)}).",
-                status=status,
-                request_id=request_id,
-            )
-        if number not in seen:
-            seen.add(number)
-            numbers.append(VerifiedNumber(number=number, label=label[:100]))
-    return numbers
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, dict):
-        keys = ", ".join(sorted(str(k) for k in data)[:8])
-        return f"an object with keys {keys}" if keys else "an empty object"
-    if isinstance(data, list):
-        return f"a list of {len(data)}"
-    if isinstance(data, bool):
-        return "a boolean"
-    if isinstance(data, (int, float, Decimal)):
-        return "a number"
-    if isinstance(data, str):
-        return f"the text {_shorten(data, 40)!r}"
-    return "nothing" if data is None else type(data).__name__
-
-
-def _json_safe(value: Any) -> Any:
-    """Decimals (from parse_float) back to JSON-native numbers for storage in a JSONField."""
-    if isinstance(value, Decimal):
-        if value.is_finite() and value.as_tuple().exponent >= 0:
-            return int(value)
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _parse_created_trunk(
-    data: Any, request_id: str, status: int, secrets: tuple[str, ...]
-) -> CreatedTrunk:
-    kept = _json_safe(strip_secrets(data, secrets))
-    trunk = data
-    if isinstance(data, dict) and "username" not in data:
-        for key in OBJECT_WRAPPER_KEYS:
-            if isinstance(data.get(key), dict):
-                trunk = data[key]
-                break
-    if not isinstance(trunk, dict):
-        raise UpstreamError(
-            f"Crazytel answered the create with {_describe(data)} instead of a trunk object. "
-            "The trunk may have been created: check the Crazytel account before trying again.",
-            status=status,
-            request_id=request_id,
-        )
-    username = trunk.get("username")
-    if not isinstance(username, str) or not USERNAME_RE.match(username.strip()):
-        shown = f" ({_shorten(str(username), 40)!r})" if username not in (None, "") else ""
-        raise UpstreamError(
-            f"Crazytel's answer to the create has no valid trunk username (CT + 6 digits){shown}. "
-            "The trunk may have been created: check the Crazytel account before trying again.",
-            status=status,
-            request_id=request_id,
-        )
-    trunk_id = next((str(trunk[k]) for k in TRUNK_ID_KEYS if trunk.get(k) not in (None, "")), None)
-    return CreatedTrunk(
-        username=username.strip(),
-        trunk_id=trunk_id,
-        response=kept if isinstance(kept, dict) else {"response": kept},
-    )
-
-
-def _parse_balance(data: Any, request_id: str, status: int) -> Balance:
-    obj = data
-    if isinstance(data, dict) and "balance" not in data:
-        obj = next((data[k] for k in OBJECT_WRAPPER_KEYS if isinstance(data.get(k), dict)), data)
-    code = obj.get("account_code") if isinstance(obj, dict) else None
-    raw = obj.get("balance") if isinstance(obj, dict) else None
-    amount = None
-    if not isinstance(raw, bool) and isinstance(raw, (int, Decimal, str)):
-        try:
-            amount = Decimal(str(raw).strip())
-        except InvalidOperation:
-            amount = None
-    if amount is not None and not amount.is_finite():
-        amount = None
-    if amount is None or isinstance(code, bool) or not isinstance(code, (str, int)) or code == "":
-        raise UpstreamError(
-            f"Crazytel's balance answer lacks an account code or a balance ({_describe(data)}).",
-            status=status,
-            request_id=request_id,
-        )
-    return Balance(account_code=str(code), balance=amount)
-
-
-# --- The factory ------------------------------------------------------------------------------
-
-
-@sensitive_variables("api_key")
-def crazytel_client_for(tenant, *, rate_limiter: RateLimiter | None = None) -> CrazytelClient:
-    """The client for `tenant`'s Crazytel account: its base URL, its decrypted key, the settings'
-    timeouts and the deployment-wide rate limiter for that key."""
-    from trunks.credentials import api_key_decrypt
-
-    if not tenant.api_key_ciphertext:
-        raise RejectedKey("This tenant has no Crazytel API key yet. An admin must set one.")
-    api_key = api_key_decrypt(tenant_id=tenant.pk, ciphertext=tenant.api_key_ciphertext)
-    if rate_limiter is None:
-        rate_limiter = _shared_rate_limiter(api_key)
-    return CrazytelClient(
-        base_url=tenant.effective_base_url,
-        api_key=api_key,
-        connect_timeout=settings.CRAZYTEL_CONNECT_TIMEOUT,
-        read_timeout=settings.CRAZYTEL_TIMEOUT,
-        rate_limiter=rate_limiter,
-    )
-
-
-@sensitive_variables("api_key")
-def _shared_rate_limiter(api_key: str) -> RateLimiter:
-    """The deployment-wide limiter for this key (trunks.ratelimit: Redis, else the database)."""
-    from trunks.ratelimit import rate_limiter_for  # late: trunks.ratelimit imports this module
-
-    return rate_limiter_for(api_key=api_key)

@@ -1,8 +1,9 @@
 """Crazytel's per-key rate limit, respected by every process of the deployment, and a circuit breaker.
 
 Crazytel allows 60 requests a minute per API key. One limiter state per key lives where every web
-process and worker sees it: Redis (atomic Lua scripts) when the cache is Redis, else the database
-(one row, changed only under a row lock). Never a per-process cache. The state's name is an HMAC
+process and worker sees it, in a backend: `RedisBackend` here (atomic Lua scripts), or the
+database's (trunks.tenants.upstream.DatabaseBackend, one row changed only under a row lock) when
+there is no Redis. Never a per-process cache. This module knows no database and no tenant. The state's name is an HMAC
 of the API key under a key derived from SECRET_KEY, so neither Redis nor the database holds the key.
 
 The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token comes back exactly one
@@ -14,7 +15,7 @@ How the Crazytel client uses it (one limiter per key, shared state):
     limiter.acquire()                       # before each request; may raise RateLimited
     ... send the request ...
     if response.status_code == 429:
-        limiter.note_retry_after(retry_after_parse(response.headers.get("Retry-After")))
+        limiter.note_retry_after(parse_retry_after(response.headers.get("Retry-After")))
     else:
         limiter.note_result(server_error=response.status_code >= 500)
 """
@@ -26,20 +27,14 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 
-from trunks.crazytel import RateLimited
+from .errors import RateLimited
 
 KEY_SALT = "trunks.ratelimit"
-
-
-# --- Errors ---------------------------------------------------------------------------------------
 
 
 def rate_limited_error(message: str, *, retry_after: float) -> Exception:
@@ -52,32 +47,6 @@ def rate_limited_error(message: str, *, retry_after: float) -> Exception:
 
 def _seconds(value: float) -> int:
     return max(1, math.ceil(value))
-
-
-# --- Retry-After ----------------------------------------------------------------------------------
-
-
-def retry_after_parse(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if garbage."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text or len(text) > 64:
-        return None
-    if text.replace(".", "", 1).isdigit() and text.isascii():
-        seconds = float(text)
-        return seconds if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None or when.tzinfo is None:
-        return None
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-# --- Backends -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -98,7 +67,7 @@ class Backend(Protocol):
     def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool: ...
 
 
-def _backoff_delay(level: int, *, base: float, cap: float, jitter: float) -> float:
+def backoff_delay(level: int, *, base: float, cap: float, jitter: float) -> float:
     """Capped exponential backoff with "equal jitter": between half and all of base·2^level."""
     delay = min(cap, base * (2 ** min(level, 30)))
     return delay / 2 + delay / 2 * jitter
@@ -205,120 +174,6 @@ class RedisBackend:
         self.client.delete(*self._keys(key))
 
 
-class DatabaseBackend:
-    """The limiter state in one RateLimitBucket row, read and written under a row lock.
-
-    On PostgreSQL the row lock (SELECT … FOR UPDATE) serialises processes; on SQLite the settings'
-    IMMEDIATE transactions take the write lock at BEGIN, which serialises them the same way.
-    """
-
-    # A token is granted at `now`, but the request it pays for leaves only after this transaction
-    # commits and the lock passes on. Hold each token this much longer than the window so commit
-    # latency (and small clock differences between web hosts) cannot let a burst through.
-    GUARD = 0.25
-
-    def __init__(self, using: str = "default"):
-        self.using = using
-
-    def _locked(self, key: str):
-        from trunks.models import RateLimitBucket
-
-        manager = RateLimitBucket.objects.using(self.using)
-        try:
-            return manager.select_for_update().get(key=key)
-        except RateLimitBucket.DoesNotExist:
-            pass
-        try:
-            with transaction.atomic(using=self.using):
-                manager.create(key=key)
-        except IntegrityError:
-            pass  # Another process created it first.
-        return manager.select_for_update().get(key=key)
-
-    def take(self, key: str, *, capacity: int, window: float) -> Decision:
-        with transaction.atomic(using=self.using):
-            row = self._locked(key)
-            now = time.time()
-            if row.breaker_until > now:
-                return Decision(False, "breaker", row.breaker_until - now)
-            if row.blocked_until > now:
-                return Decision(False, "blocked", row.blocked_until - now)
-            window += self.GUARD
-            grants = [g for g in row.grants if g > now - window]
-            if len(grants) < capacity:
-                grants.append(now)
-                row.grants = grants
-                row.save(update_fields=["grants"])
-                return Decision(True)
-            if grants != row.grants:
-                row.grants = grants
-                row.save(update_fields=["grants"])
-            return Decision(False, "window", max(0.0, grants[0] + window - now))
-
-    def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
-        with transaction.atomic(using=self.using):
-            row = self._locked(key)
-            now = time.time()
-            if seconds is None:
-                level = row.backoff_level
-                if now - max(row.blocked_until, row.last_429_at) > BACKOFF_RESET_AFTER:
-                    level = 0
-                seconds = _backoff_delay(level, base=base, cap=cap, jitter=random.random())  # noqa: S311
-                row.backoff_level = min(level + 1, 30)
-            row.last_429_at = now
-            row.blocked_until = max(row.blocked_until, now + seconds)
-            row.save(update_fields=["backoff_level", "last_429_at", "blocked_until"])
-            return row.blocked_until - now
-
-    def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool:
-        from trunks.models import RateLimitBucket
-
-        manager = RateLimitBucket.objects.using(self.using)
-        if not server_error:
-            # The common case is one UPDATE, and none at all when nothing was failing.
-            manager.filter(key=key, failures__gt=0).update(failures=0)
-            return False
-        with transaction.atomic(using=self.using):
-            row = self._locked(key)
-            row.failures += 1
-            opened = row.failures >= threshold
-            if opened:
-                row.breaker_until = time.time() + cooloff
-            row.save(update_fields=["failures", "breaker_until"])
-            return opened
-
-    def reset(self, key: str) -> None:
-        from trunks.models import RateLimitBucket
-
-        RateLimitBucket.objects.using(self.using).filter(key=key).delete()
-
-
-def redis_client_from_cache(alias: str = "default"):
-    """The redis-py client behind Django's cache `alias`, or None when that cache is not Redis."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
-
-    cache = caches[alias]
-    if isinstance(cache, RedisCache):
-        return cache._cache.get_client(write=True)
-    if type(cache).__module__.startswith("django_redis"):
-        from django_redis import get_redis_connection
-
-        return get_redis_connection(alias)
-    return None
-
-
-def backend_default() -> Backend:
-    """Redis when the cache is Redis (production), else the database. Never a per-process cache."""
-    client = redis_client_from_cache()
-    if client is not None:
-        return RedisBackend(client)
-    return DatabaseBackend()
-
-
-# --- The limiter ----------------------------------------------------------------------------------
-
-
 def key_id(api_key: str) -> str:
     """The name of a key's limiter state: an HMAC of the key under a key derived from SECRET_KEY."""
     return salted_hmac(KEY_SALT, api_key, algorithm="sha256").hexdigest()
@@ -335,7 +190,7 @@ class RateLimiter:
         self,
         *,
         api_key: str,
-        backend: Backend | None = None,
+        backend: Backend,
         per_window: int | None = None,
         window: float | None = None,
         max_wait: float | None = None,
@@ -348,7 +203,7 @@ class RateLimiter:
         if not api_key:
             raise ValueError("A rate limiter needs the API key it limits.")
         self.key = key_id(api_key)
-        self.backend = backend if backend is not None else backend_default()
+        self.backend = backend
         self.capacity = per_window or settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE
         self.window = window or settings.CRAZYTEL_RATE_LIMIT_WINDOW
         self.max_wait = settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT if max_wait is None else max_wait
@@ -411,8 +266,3 @@ class RateLimiter:
             threshold=self.breaker_threshold,
             cooloff=self.breaker_cooloff,
         )
-
-
-def rate_limiter_for(api_key: str) -> RateLimiter:
-    """The limiter for `api_key` with the deployment's settings and shared backend."""
-    return RateLimiter(api_key=api_key)

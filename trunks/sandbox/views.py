@@ -21,6 +21,8 @@ from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from trunks.crazytel.contract import TRUNK_BOOL_DEFAULTS, number_is_mobile_sender
+
 from .models import FaultScope, NumbersShape, SandboxAccount, SandboxTrunk
 from .services import sandbox_fault_consume, sandbox_rate_limit_hit, sandbox_username_new
 
@@ -29,13 +31,9 @@ logger = logging.getLogger(__name__)
 API_KEY_HEADER = "x-crazytel-api-key"
 MAX_DESCRIPTION = 255
 MAX_AREA_CODE = 10
-BOOL_FIELDS = ("enabled", "hide_caller_id", "softphone_show_balance", "softphone_sync_sms")
-BOOL_DEFAULTS = {
-    "enabled": True,
-    "hide_caller_id": False,
-    "softphone_show_balance": True,
-    "softphone_sync_sms": False,
-}
+# The trunk's boolean fields and what Crazytel assumes when one is left out (the contract's spec).
+BOOL_DEFAULTS = TRUNK_BOOL_DEFAULTS
+BOOL_FIELDS = tuple(BOOL_DEFAULTS)
 STATUS_TEXT = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -333,7 +331,7 @@ def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
         )
     sms_sender = _digits(body.get("sms_sender") or "")
     if sms_sender:
-        if not sms_sender.startswith("614"):
+        if not number_is_mobile_sender(sms_sender):
             return detail(400, "SMS sender must start with 614")
         if sms_sender not in verified:
             return detail(400, f"SMS sender {body['sms_sender']} is not verified for this account")

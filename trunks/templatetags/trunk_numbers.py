@@ -2,7 +2,7 @@
 
 from django import template
 
-from ..numbers import number_national
+from trunks.numbers import number_national
 
 register = template.Library()
 

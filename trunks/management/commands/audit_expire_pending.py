@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
-from trunks.tasks import pending_attempts_expire
+from trunks.audit.tasks import pending_attempts_expire
 
 
 class Command(BaseCommand):

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from trunks.audit import HASHED_FIELDS, record_hash_compute
-from trunks.audit_cache import audit_cache_invalidate
+from trunks.audit.cache import audit_cache_invalidate
+from trunks.audit.chain import HASHED_FIELDS, record_hash_compute
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
 
 # Every column a generated record fills: the hashed ones, plus the two the hash leaves out.
@@ -103,7 +103,7 @@ class Command(BaseCommand):
                 # (It cannot run inside a transaction, as in tests: ANALYZE then.)
                 verb = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
                 cursor.execute(f"{verb} trunks_auditrecord")
-        audit_cache_invalidate()  # written around trunks.audit, so say so to the page caches
+        audit_cache_invalidate()  # written around trunks.audit.writer, so say so to the page caches
         elapsed = time.monotonic() - began
         self.stdout.write(
             self.style.SUCCESS(

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from trunks.credentials import CredentialError, api_key_reencrypt
 from trunks.models import Tenant
+from trunks.tenants.credentials import CredentialError, api_key_reencrypt
 
 
 class Command(BaseCommand):

@@ -4,10 +4,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from trunks import services
+from trunks.access import COMMAND_LINE
 from trunks.management.commands.tenant_set import stored_key_or_none
 from trunks.models import Membership, Role, Tenant
 from trunks.sandbox.services import sandbox_account_ensure
+from trunks.tenants import members, services
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo team"
@@ -30,7 +31,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, base_url: str, **options):
-        actor = services.COMMAND_LINE
+        actor = COMMAND_LINE
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
             tenant = services.tenant_create(
@@ -51,21 +52,21 @@ class Command(BaseCommand):
         lines = []
         for username, role in DEMO_USERS:
             # A fresh password each start, printed once: the demo users' only way in.
-            password = services.password_generate()
+            password = members.member_first_password_generate()
             user = User.objects.filter(username=username).first()
             membership = (
                 Membership.objects.filter(user=user, tenant=tenant).first() if user else None
             )
             if membership is not None:
-                services.member_set_role(
+                members.member_set_role(
                     actor=actor, tenant=tenant, membership_id=membership.pk, role=role
                 )
             else:
-                services.member_add(
+                members.member_add(
                     actor=actor, tenant=tenant, username=username, role=role, create_user=True
                 )
                 user = User.objects.get(username=username)
-            services.user_password_set(user=user, password=password)
+            members.user_password_set(user=user, password=password)
             lines.append(f"  {username:<14} {password}   ({role})")
         self.stdout.write(
             f"Demo tenant '{tenant.name}' uses the sandbox at {base_url} "

@@ -6,9 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from trunks import services
+from trunks.access import COMMAND_LINE
 from trunks.errors import PortalError
 from trunks.models import Membership, Role, Tenant
+from trunks.tenants import members
 
 
 class Command(BaseCommand):
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
             raise CommandError(f"There is no tenant '{slug}'. Create it with tenant_set first.")
-        actor = services.COMMAND_LINE
+        actor = COMMAND_LINE
         User = get_user_model()
         try:
             with transaction.atomic():
@@ -46,16 +47,16 @@ class Command(BaseCommand):
                     Membership.objects.filter(user=user, tenant=tenant).first() if user else None
                 )
                 if membership is not None:
-                    services.member_set_role(
+                    members.member_set_role(
                         actor=actor, tenant=tenant, membership_id=membership.pk, role=role
                     )
                     if password is not None:
-                        services.user_password_set(user=user, password=password)
+                        members.user_password_set(user=user, password=password)
                     self.stdout.write(f"{username} is {role} in {tenant.slug}.")
                     return
                 if user is not None and password is not None:
-                    services.user_password_set(user=user, password=password)
-                added = services.member_add(
+                    members.user_password_set(user=user, password=password)
+                added = members.member_add(
                     actor=actor,
                     tenant=tenant,
                     username=username,

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from trunks.models import Tenant
-from trunks.selectors import tenant_members_list
+from trunks.tenants.selectors import tenant_members_list
 
 
 class Command(BaseCommand):

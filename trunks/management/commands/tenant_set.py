@@ -6,10 +6,11 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from trunks import services
-from trunks.credentials import CredentialError, api_key_decrypt
+from trunks.access import COMMAND_LINE
 from trunks.errors import PortalError
 from trunks.models import Tenant
+from trunks.tenants import services
+from trunks.tenants.credentials import CredentialError, api_key_decrypt
 
 
 def stored_key_or_none(tenant: Tenant) -> str | None:
@@ -53,7 +54,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, name, base_url, is_active, api_key_stdin, **options):
         api_key = self._api_key(from_stdin=api_key_stdin)
-        actor = services.COMMAND_LINE
+        actor = COMMAND_LINE
         try:
             with transaction.atomic():
                 tenant = Tenant.objects.filter(slug=slug).first()

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trunks.audit import audit_chain_verify
+from trunks.audit.chain import audit_chain_verify
 from trunks.models import Tenant
 
 

@@ -6,6 +6,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from trunks.sandbox.models import SandboxAccount
 from trunks.sandbox.services import sandbox_account_ensure, sandbox_faults_clear
 
 
@@ -27,8 +28,6 @@ class Command(BaseCommand):
         api_key = (
             sys.stdin.readline().strip() if api_key_stdin else os.environ.get("SANDBOX_API_KEY")
         )
-        from trunks.sandbox.models import SandboxAccount
-
         is_new = not SandboxAccount.objects.filter(name=name).exists()
         try:
             account = sandbox_account_ensure(name=name, api_key=api_key or None)

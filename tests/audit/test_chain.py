@@ -1,0 +1,276 @@
+"""Tamper evidence: the per-tenant hash chain, `verify_audit`, and the PostgreSQL append-only trigger."""
+
+import io
+import itertools
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from tests.factories import audit_attempt
+from trunks.audit.chain import record_hash_compute
+from trunks.audit.writer import audit_attempt_finish, audit_event_record
+from trunks.models import AuditKind, AuditRecord, AuditStatus
+
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+needs_postgres = pytest.mark.skipif(
+    not ON_POSTGRES,
+    reason="The append-only trigger exists on PostgreSQL only; run with "
+    "DATABASE_URL=postgres://... to test it.",
+)
+
+
+def _verify() -> str:
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def _verify_fails() -> tuple[str, str]:
+    err = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("verify_audit", stdout=io.StringIO(), stderr=err)
+    return str(excinfo.value), err.getvalue()
+
+
+def _tamper(sql: str, params: list) -> None:
+    """Change the table behind the application's back (on PostgreSQL with the trigger off)."""
+    with connection.cursor() as cursor:
+        if ON_POSTGRES:
+            # Run the test transaction's deferred FK checks first: ALTER TABLE refuses otherwise.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                "ALTER TABLE trunks_auditrecord DISABLE TRIGGER trunks_auditrecord_append_only"
+            )
+        cursor.execute(sql, params)
+        if ON_POSTGRES:
+            cursor.execute(
+                "ALTER TABLE trunks_auditrecord ENABLE TRIGGER trunks_auditrecord_append_only"
+            )
+
+
+@pytest.fixture
+def chained(tenant_a, tenant_b, alice, bob, adam):
+    records = [
+        audit_attempt(tenant=tenant_a, actor=alice),
+        audit_attempt(tenant=tenant_a, actor=alice, status="failed", error_message="HTTP 422"),
+        audit_event_record(
+            kind=AuditKind.MEMBER_ADDED, tenant=tenant_a, actor=adam, data={"member": "alice"}
+        ),
+        audit_attempt(tenant=tenant_a, actor=alice, status="unknown"),
+        audit_attempt(tenant=tenant_b, actor=bob),
+    ]
+    audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    return records
+
+
+def test_each_final_record_links_to_the_previous_one_of_its_tenant(chained):
+    a = [r for r in chained if r.tenant.slug == "alpha"]
+    assert [r.chain_seq for r in a] == [1, 2, 3, 4]
+    assert a[0].prev_hash == ""
+    for previous, record in itertools.pairwise(a):
+        assert record.prev_hash == previous.record_hash
+    b = [r for r in chained if r.tenant.slug == "bravo"]
+    assert b[0].chain_seq == 1  # a chain per tenant
+
+
+def test_verify_audit_passes_and_prints_the_counts(chained):
+    out = _verify()
+    assert "OK: 2 tenant chain(s), 5 sealed record(s) verified, 1 pending." in out
+
+
+def test_verify_audit_catches_a_field_changed_behind_the_applications_back(chained):
+    victim = chained[1]
+    _tamper("UPDATE trunks_auditrecord SET error_message = %s WHERE id = %s", ["fine", victim.pk])
+    message, details = _verify_fails()
+    assert "1 of 2 tenant chain(s) broken" in message
+    assert f"record #{victim.pk} (position 2)" in details
+    assert "'Alpha Telecom'" in details
+    assert "no longer matches record_hash" in details
+
+
+def test_verify_audit_catches_a_recomputed_hash_by_the_broken_link(chained):
+    # A careful forger recomputes the altered record's own hash: the next record's link breaks.
+    victim = AuditRecord.objects.get(pk=chained[0].pk)
+    victim.description = "changed"
+    forged = record_hash_compute(victim)
+    _tamper(
+        "UPDATE trunks_auditrecord SET description = %s, record_hash = %s WHERE id = %s",
+        ["changed", forged, victim.pk],
+    )
+    _message, details = _verify_fails()
+    assert f"record #{chained[1].pk} (position 2)" in details
+    assert "does not match the previous record's hash" in details
+
+
+def test_verify_audit_catches_a_deleted_record(chained):
+    _tamper("DELETE FROM trunks_auditrecord WHERE id = %s", [chained[2].pk])
+    _message, details = _verify_fails()
+    assert "position 3 is missing (next is 4)" in details
+
+
+def test_verify_audit_catches_a_pending_attempt_completed_outside_the_application(tenant_a, alice):
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    _tamper("UPDATE trunks_auditrecord SET status = 'succeeded' WHERE id = %s", [pending.pk])
+    _message, details = _verify_fails()
+    assert f"record #{pending.pk}" in details
+    assert "final (succeeded) but not in the chain" in details
+
+
+def test_verify_audit_checks_one_tenant_on_request(chained):
+    out = io.StringIO()
+    call_command("verify_audit", "--tenant", "bravo", stdout=out)
+    assert "1 tenant chain(s), 1 sealed record(s)" in out.getvalue()
+    with pytest.raises(CommandError, match="No tenant with slug 'nope'"):
+        call_command("verify_audit", "--tenant", "nope")
+
+
+def test_verify_audit_streams_in_chunks(chained, django_assert_max_num_queries):
+    # Small chunks: many fetches, the same result (memory bound by the chunk, not the log).
+    out = io.StringIO()
+    call_command("verify_audit", "--chunk-size", "100", stdout=out)
+    assert "5 sealed record(s)" in out.getvalue()
+
+
+def test_hash_is_the_same_before_saving_and_after_reading_back(tenant_a, alice):
+    sydney = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=ZoneInfo("Australia/Sydney"))
+    record = audit_attempt(tenant=tenant_a, actor=alice, at=sydney)
+    fresh = AuditRecord.objects.get(pk=record.pk)
+    assert record_hash_compute(fresh) == record.record_hash == fresh.record_hash
+
+
+def test_hash_survives_json_numbers_and_ipv6_normalisation(tenant_a, adam):
+    event = audit_event_record(
+        kind=AuditKind.CONNECTION_TESTED,
+        tenant=tenant_a,
+        actor=adam,
+        data={"balance": 12.0, "ratio": 0.25, "nested": {"list": [1, 2.0, "x"]}},
+    )
+    event_ip = AuditRecord(
+        **{f.attname: getattr(event, f.attname) for f in AuditRecord._meta.fields}
+    )
+    event_ip.client_ip = "2001:0DB8:0000::0001"
+    assert record_hash_compute(event_ip) == record_hash_compute(
+        AuditRecord(
+            **{
+                **{f.attname: getattr(event, f.attname) for f in AuditRecord._meta.fields},
+                "client_ip": "2001:db8::1",
+            }
+        )
+    )
+    assert record_hash_compute(AuditRecord.objects.get(pk=event.pk)) == event.record_hash
+
+
+def test_deleting_a_user_keeps_their_records_and_the_chain(chained, alice):
+    alice_records = [r.pk for r in chained if r.actor_username == "alice"]
+    alice.delete()
+    kept = AuditRecord.objects.filter(pk__in=alice_records)
+    assert kept.count() == len(alice_records)
+    assert set(kept.values_list("actor_id", flat=True)) == {None}
+    assert set(kept.values_list("actor_username", flat=True)) == {"alice"}
+    assert "OK:" in _verify()
+
+
+def test_audit_generate_builds_valid_chains(db):
+    out = io.StringIO()
+    call_command("audit_generate", "--count", "250", "--tenants", "3", "--days", "10", stdout=out)
+    assert "Generated 250 audit records for 3 tenant(s)" in out.getvalue()
+    assert AuditRecord.objects.count() == 250
+    statuses = set(AuditRecord.objects.values_list("status", flat=True))
+    assert {"succeeded", "failed"} <= statuses
+    assert AuditStatus.PENDING not in statuses
+    # Running again appends to the same chains.
+    call_command("audit_generate", "--count", "30", "--tenants", "3", stdout=io.StringIO())
+    assert "OK: 3 tenant chain(s), 280 sealed record(s) verified" in _verify()
+
+
+def test_audit_generate_refuses_nonsense(db):
+    with pytest.raises(CommandError, match="must be positive"):
+        call_command("audit_generate", "--count", "0")
+
+
+# --- PostgreSQL: the database itself refuses changes ----------------------------------------------
+
+
+def _refused(sql, params):
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_update_of_a_final_record_through_sql_fails(chained):
+    _refused("UPDATE trunks_auditrecord SET status = 'failed' WHERE id = %s", [chained[0].pk])
+    _refused("UPDATE trunks_auditrecord SET description = 'x' WHERE id = %s", [chained[3].pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditRecord.objects.filter(pk=chained[2].pk).update(error_message="edited")
+    assert AuditRecord.objects.get(pk=chained[0].pk).status == "succeeded"
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_delete_through_sql_fails_final_or_pending(chained):
+    _refused("DELETE FROM trunks_auditrecord WHERE id = %s", [chained[0].pk])
+    pending = AuditRecord.objects.get(status=AuditStatus.PENDING)
+    _refused("DELETE FROM trunks_auditrecord WHERE id = %s", [pending.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditRecord.objects.filter(pk=chained[1].pk).delete()
+    assert AuditRecord.objects.count() == 6
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_completing_a_pending_record_works_once(chained):
+    pending = AuditRecord.objects.get(status=AuditStatus.PENDING)
+    done = audit_attempt_finish(
+        record=pending, status=AuditStatus.SUCCEEDED, trunk_username="CT0000001"
+    )
+    assert AuditRecord.objects.get(pk=done.pk).status == "succeeded"
+    # A second completion is refused by the writer, and by the database underneath it.
+    with pytest.raises(ValueError, match="final already"):
+        audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
+    _refused("UPDATE trunks_auditrecord SET status = 'failed' WHERE id = %s", [pending.pk])
+    assert "OK:" in _verify()
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_the_trigger_exists_and_is_enabled(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'trunks_auditrecord_append_only'"
+        )
+        assert cursor.fetchone() == ("O",)
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_only_nulling_the_actor_is_allowed_on_a_final_record(chained):
+    _refused(
+        "UPDATE trunks_auditrecord SET actor_id = NULL, description = 'x' WHERE id = %s",
+        [chained[0].pk],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE trunks_auditrecord SET actor_id = NULL WHERE id = %s", [chained[0].pk]
+        )
+    assert AuditRecord.objects.get(pk=chained[0].pk).actor_id is None
+
+
+def test_old_timestamps_do_not_confuse_the_chain(tenant_a, alice):
+    # Sealing order, not start time, decides the chain: an attempt started long ago that
+    # finishes now comes after records started later.
+    first = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    second = audit_attempt(tenant=tenant_a, actor=alice)
+    done = audit_attempt_finish(record=first, status=AuditStatus.FAILED)
+    assert done.chain_seq == second.chain_seq + 1
+    assert done.started_at < second.started_at + timedelta(seconds=1)
+    assert "OK:" in _verify()

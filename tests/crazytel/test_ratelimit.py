@@ -1,0 +1,477 @@
+"""Crazytel's per-key rate limit shared by every process, 429 blocks, Retry-After and the breaker.
+
+Both backends run for real: the database (SQLite or PostgreSQL, whichever DATABASE_URL names) and
+Redis on 127.0.0.1:6379 db 8.
+"""
+
+import math
+import multiprocessing
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import redis
+from django.db import connection, connections
+from django.test import override_settings
+
+from trunks.crazytel import ratelimit
+from trunks.crazytel.parsing import parse_retry_after
+from trunks.crazytel.ratelimit import RateLimiter, RedisBackend, key_id
+from trunks.models import RateLimitBucket
+from trunks.tenants.upstream import DatabaseBackend, backend_default, rate_limiter_for
+
+from .ratelimit_worker import hammer
+
+REDIS_URL = os.environ.get("RATELIMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+
+
+def _rate_limited():
+    from trunks.crazytel.errors import RateLimited
+
+    return RateLimited
+
+
+def _redis_or_skip():
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"Redis is not running at {REDIS_URL}: start it (`redis-server`) to run this")
+    return client
+
+
+@pytest.fixture
+def redis_client():
+    client = _redis_or_skip()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def api_key():
+    return f"ct-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=["database", "redis"])
+def backend(request, api_key):
+    if request.param == "database":
+        request.getfixturevalue("db")
+        yield DatabaseBackend()
+        return
+    chosen = RedisBackend(request.getfixturevalue("redis_client"))
+    yield chosen
+    chosen.reset(key_id(api_key))
+
+
+def limiter(backend, api_key, **kwargs):
+    kwargs.setdefault("per_window", 3)
+    kwargs.setdefault("window", 60)
+    kwargs.setdefault("max_wait", 0)
+    return RateLimiter(api_key=api_key, backend=backend, **kwargs)
+
+
+# --- The key ------------------------------------------------------------------------------------
+
+
+def test_the_state_is_named_by_an_hmac_of_the_key_never_the_key(api_key, settings):
+    name = key_id(api_key)
+    assert api_key not in name and api_key[-8:] not in name
+    assert len(name) == 64
+    assert key_id(api_key) == name
+    assert key_id(api_key + "x") != name
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+    assert key_id(api_key) != name
+
+
+@pytest.mark.django_db
+def test_no_stored_row_or_redis_key_contains_the_api_key(api_key, redis_client):
+    db_limiter = limiter(DatabaseBackend(), api_key)
+    db_limiter.acquire()
+    db_limiter.note_retry_after(None)
+    db_limiter.note_result(server_error=True)
+    stored = list(RateLimitBucket.objects.values_list("key", flat=True))
+    assert stored == [key_id(api_key)]
+    assert api_key not in repr(list(RateLimitBucket.objects.values()))
+
+    redis_backend = RedisBackend(redis_client)
+    try:
+        redis_limiter = limiter(redis_backend, api_key)
+        redis_limiter.acquire()
+        redis_limiter.note_retry_after(None)
+        redis_limiter.note_result(server_error=True)
+        names = [k.decode() for k in redis_client.scan_iter(match=f"*{key_id(api_key)}*")]
+        assert len(names) == 2
+        for name in redis_client.scan_iter():
+            assert api_key.encode() not in name
+    finally:
+        redis_backend.reset(key_id(api_key))
+
+
+def test_a_limiter_refuses_an_empty_key(backend):
+    with pytest.raises(ValueError):
+        RateLimiter(api_key="", backend=backend)
+
+
+# --- The budget ---------------------------------------------------------------------------------
+
+
+def test_it_grants_the_budget_then_says_when_to_retry(backend, api_key):
+    lim = limiter(backend, api_key, per_window=3, window=60)
+    for _ in range(3):
+        lim.acquire()
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    # The database backend holds tokens a little longer than the window (its commit guard).
+    assert 55 <= caught.value.retry_after <= 60 + math.ceil(getattr(backend, "GUARD", 0))
+    assert caught.value.status is None  # Nothing was sent: no upstream status.
+    assert "try again in" in caught.value.message
+    assert "Nothing was sent" in caught.value.message
+
+
+def test_every_limiter_for_the_same_key_shares_one_budget(backend, api_key):
+    first = limiter(backend, api_key, per_window=2)
+    second = limiter(backend, api_key, per_window=2)
+    first.acquire()
+    second.acquire()
+    with pytest.raises(_rate_limited()):
+        first.acquire()
+    with pytest.raises(_rate_limited()):
+        second.acquire()
+
+
+def test_each_key_has_its_own_budget(backend, api_key):
+    other_key = api_key + "-other"
+    try:
+        limiter(backend, api_key, per_window=1).acquire()
+        limiter(backend, other_key, per_window=1).acquire()
+        with pytest.raises(_rate_limited()):
+            limiter(backend, api_key, per_window=1).acquire()
+    finally:
+        backend.reset(key_id(other_key))
+
+
+def test_a_request_waits_up_to_max_wait_for_a_returning_token(backend, api_key):
+    lim = limiter(backend, api_key, per_window=1, window=0.4, max_wait=1.0)
+    lim.acquire()
+    lim.acquire()  # The token returns 0.4 s later, within the second it may wait.
+    with pytest.raises(_rate_limited()):
+        limiter(backend, api_key, per_window=1, window=0.4, max_wait=0).acquire()
+
+
+def test_a_request_does_not_wait_for_a_token_further_away_than_max_wait(backend, api_key):
+    lim = limiter(backend, api_key, per_window=1, window=60, max_wait=1.0)
+    lim.acquire()
+    started = time.monotonic()
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert caught.value.retry_after >= 59
+    assert time.monotonic() - started < 1.0  # It said so at once, not after a pointless wait.
+
+
+def test_a_token_returns_exactly_one_window_after_it_was_spent(backend, api_key):
+    lim = limiter(backend, api_key, per_window=2, window=0.5)
+    lim.acquire()
+    lim.acquire()
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert caught.value.retry_after == 1  # Whole seconds, never 0.
+    time.sleep(0.55 + getattr(backend, "GUARD", 0))
+    lim.acquire()
+    lim.acquire()
+    with pytest.raises(_rate_limited()):
+        lim.acquire()
+
+
+def test_the_default_limiter_uses_the_settings(db, api_key, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE = 2
+    settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT = 0
+    lim = rate_limiter_for(api_key)
+    assert isinstance(lim.backend, DatabaseBackend)
+    assert (lim.capacity, lim.window) == (2, 60.0)
+    lim.acquire()
+    lim.acquire()
+    with pytest.raises(_rate_limited()):
+        rate_limiter_for(api_key).acquire()
+
+
+def test_the_default_capacity_leaves_headroom_under_crazytels_sixty():
+    from django.conf import settings
+
+    assert settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE < 60
+    assert settings.CRAZYTEL_RATE_LIMIT_WINDOW == 60
+
+
+def test_the_backend_is_redis_when_the_cache_is_redis(redis_client, api_key):
+    caches = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    with override_settings(CACHES=caches):
+        chosen = backend_default()
+        assert isinstance(chosen, RedisBackend)
+        # Django's own Redis connection works for the scripts (bytes replies and all).
+        lim = RateLimiter(api_key=api_key, backend=chosen, per_window=1, window=60, max_wait=0)
+        try:
+            lim.acquire()
+            with pytest.raises(_rate_limited()):
+                lim.acquire()
+            lim.note_retry_after(None)
+            lim.note_result(server_error=True)
+        finally:
+            chosen.reset(key_id(api_key))
+
+
+def test_the_backend_is_the_database_without_redis(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert isinstance(backend_default(), DatabaseBackend)
+
+
+# --- 429 and Retry-After ------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        (format_datetime(NOW + timedelta(seconds=90), usegmt=True), 90.0),
+        ("Sun, 29 Nov 2026 12:02:00 GMT", 120.0),
+        # A date in the past, or a negative delay, means "now".
+        (format_datetime(NOW - timedelta(hours=1), usegmt=True), 0.0),
+        ("-5", 0.0),
+        # Never more than an hour.
+        ("99999999", 3600.0),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(header, seconds):
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "   ",
+        "soon",
+        "1e3",
+        "NaN",
+        "inf",
+        "5 seconds",
+        "١٢",
+        "Sun, 99 Foo 2026",
+        "Sun, 29 Nov 2026 12:02:00 -0000",
+        "9" * 100,
+        "1.2.3",
+        "0x10",
+        "\x00",
+    ],
+)
+def test_retry_after_garbage_is_ignored(header):
+    assert parse_retry_after(header, now=NOW) is None
+
+
+def test_a_429_with_retry_after_blocks_every_process(backend, api_key):
+    one = limiter(backend, api_key, per_window=50)
+    two = limiter(backend, api_key, per_window=50)
+    one.note_retry_after(30)
+    with pytest.raises(_rate_limited()) as caught:
+        two.acquire()
+    assert caught.value.retry_after in (29, 30)
+    assert "slow down" in caught.value.message
+
+
+def test_a_short_retry_after_is_waited_out(backend, api_key):
+    lim = limiter(backend, api_key, per_window=50, max_wait=1.0)
+    lim.note_retry_after(0.3)
+    lim.acquire()
+
+
+def test_a_huge_retry_after_is_capped(backend, api_key):
+    lim = limiter(backend, api_key, retry_after_max=120)
+    lim.note_retry_after(10**9)
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert caught.value.retry_after <= 120
+
+
+def test_a_later_block_never_shortens_an_earlier_one(backend, api_key):
+    lim = limiter(backend, api_key)
+    lim.note_retry_after(100)
+    lim.note_retry_after(1)
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert caught.value.retry_after >= 99
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -3.0])
+def test_a_nonsense_retry_after_falls_back_to_backoff(backend, api_key, bad):
+    lim = limiter(backend, api_key, backoff_base=4, backoff_max=60)
+    lim.note_retry_after(bad)
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert 1 <= caught.value.retry_after <= 4
+
+
+def test_429s_without_retry_after_back_off_exponentially_with_jitter_and_a_cap(backend, api_key):
+    key = key_id(api_key)
+    delays = [backend.block(key, seconds=None, base=2, cap=16) for _ in range(7)]
+    # The n-th 429 in a row blocks for between half and all of 2·2^n seconds, capped at 16: the
+    # block grows, then stays under the cap (a later block never shortens an earlier one).
+    bounds = [(1, 2), (2, 4), (4, 8), (8, 16), (8, 16), (8, 16), (8, 16)]
+    for delay, (low, high) in zip(delays, bounds, strict=True):
+        assert low - 0.1 <= delay <= high + 0.1, delays
+
+
+def test_backoff_jitter_spreads_processes_apart(backend, api_key):
+    seen = set()
+    for n in range(8):
+        key = key_id(f"{api_key}-{n}")
+        try:
+            seen.add(round(backend.block(key, seconds=None, base=10, cap=60), 2))
+        finally:
+            backend.reset(key)
+    assert len(seen) > 1
+    assert all(5 - 0.1 <= d <= 10 + 0.1 for d in seen)
+
+
+def test_backoff_starts_again_after_a_quiet_spell(db, api_key):
+    backend = DatabaseBackend()
+    key = key_id(api_key)
+    for _ in range(4):
+        backend.block(key, seconds=None, base=2, cap=60)
+    row = RateLimitBucket.objects.get(key=key)
+    assert row.backoff_level == 4
+    row.blocked_until = row.last_429_at = time.time() - ratelimit.BACKOFF_RESET_AFTER - 1
+    row.save()
+    assert backend.block(key, seconds=None, base=2, cap=60) <= 2.1
+    assert RateLimitBucket.objects.get(key=key).backoff_level == 1
+
+
+# --- Circuit breaker ----------------------------------------------------------------------------
+
+
+def test_the_breaker_opens_after_consecutive_server_errors(backend, api_key):
+    lim = limiter(backend, api_key, per_window=50, breaker_threshold=3, breaker_cooloff=30)
+    lim.note_result(server_error=True)
+    lim.note_result(server_error=True)
+    lim.acquire()
+    lim.note_result(server_error=True)
+    with pytest.raises(_rate_limited()) as caught:
+        limiter(backend, api_key, per_window=50).acquire()
+    assert caught.value.message.startswith("Crazytel is failing; the portal paused calls for ")
+    assert caught.value.retry_after in (29, 30)
+    assert "30 s" in caught.value.message or "29 s" in caught.value.message
+
+
+def test_a_good_response_resets_the_failure_count(backend, api_key):
+    lim = limiter(backend, api_key, per_window=50, breaker_threshold=3)
+    for _ in range(5):
+        lim.note_result(server_error=True)
+        lim.note_result(server_error=True)
+        lim.note_result(server_error=False)
+    lim.acquire()
+
+
+def test_after_the_cooloff_one_trial_call_goes_and_one_more_failure_reopens(backend, api_key):
+    lim = limiter(
+        backend, api_key, per_window=50, breaker_threshold=2, breaker_cooloff=0.3, max_wait=0
+    )
+    lim.note_result(server_error=True)
+    lim.note_result(server_error=True)
+    with pytest.raises(_rate_limited()):
+        lim.acquire()
+    time.sleep(0.35)
+    lim.acquire()  # Half-open: the trial call goes…
+    lim.note_result(server_error=True)  # …and fails: the breaker opens again at once.
+    with pytest.raises(_rate_limited()) as caught:
+        lim.acquire()
+    assert "Crazytel is failing" in caught.value.message
+    time.sleep(0.35)
+    lim.acquire()
+    lim.note_result(server_error=False)  # It works again: closed.
+    lim.note_result(server_error=True)
+    lim.acquire()
+
+
+# --- Several processes --------------------------------------------------------------------------
+
+BUDGET = 10
+WINDOW = 2.0
+RUN_FOR = 5.0
+PROCESSES = 4
+# A grant is timed in the worker just after acquire() returns, a little after the limiter decided.
+CLOCK_SLACK = 0.05
+
+
+def _run_processes(kind, api_key):
+    # Not a plain fork of this test process: it is multi-threaded (live server, connection pools),
+    # and a forked child could deadlock on a lock another thread held. The fork server is clean.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.crazytel.ratelimit_worker"])
+    results = context.Queue()
+    options = {
+        "db_name": connection.settings_dict["NAME"],
+        "redis_url": REDIS_URL,
+        "budget": BUDGET,
+        "window": WINDOW,
+        "run_for": RUN_FOR,
+        "start": context.Barrier(PROCESSES),
+        "results": results,
+    }
+    workers = [
+        context.Process(target=hammer, args=(kind, api_key), kwargs=options)
+        for _ in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=RUN_FOR + 120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=10)
+        assert worker.exitcode == 0
+    return outcomes
+
+
+def _assert_never_more_than_the_budget(outcomes):
+    grants = sorted(t for granted, _ in outcomes for t in granted)
+    # Every process took part, and together they used the budget, window after window…
+    assert all(granted or refused for granted, refused in outcomes)
+    windows = RUN_FOR / WINDOW
+    assert len(grants) >= BUDGET * int(windows)
+    # …but no window of WINDOW seconds ever saw more than BUDGET grants.
+    for i in range(len(grants) - BUDGET):
+        span = grants[i + BUDGET] - grants[i]
+        assert span >= WINDOW - CLOCK_SLACK, (
+            f"{BUDGET + 1} grants within {span:.3f} s (window {WINDOW} s)"
+        )
+    assert len(grants) <= BUDGET * (int(windows) + 1)
+
+
+def test_several_processes_never_exceed_the_budget_in_any_window_redis(redis_client, api_key):
+    try:
+        outcomes = _run_processes("redis", api_key)
+    finally:
+        RedisBackend(redis_client).reset(key_id(api_key))
+    _assert_never_more_than_the_budget(outcomes)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_processes_never_exceed_the_budget_in_any_window_database(api_key):
+    if connection.vendor == "sqlite":
+        pytest.skip(
+            "the SQLite test database is in memory, private to one process; this test runs "
+            "on PostgreSQL (DATABASE_URL=postgres://…), as CI does"
+        )
+    connections.close_all()  # Each forked process opens its own connection.
+    try:
+        outcomes = _run_processes("database", api_key)
+    finally:
+        DatabaseBackend().reset(key_id(api_key))
+    _assert_never_more_than_the_budget(outcomes)

@@ -1,0 +1,149 @@
+"""Reads of the audit log, each scoped to the tenants where the reader is a manager (every tenant
+for superusers), filtered (trunks.audit.filters.AuditRecordFilter); paging: trunks.audit.paging."""
+
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+
+from trunks.access import TenantAccess, User, user_tenants_at_least
+from trunks.models import AuditKind, AuditRecord, Role
+
+from .cache import PEOPLE, audit_cached
+from .filters import AuditRecordFilter
+
+
+def audit_tenant_choices(*, user: User) -> list[TenantAccess]:
+    """The tenants whose audit log `user` may read, by name (from the request's one membership
+    query)."""
+    return user_tenants_at_least(user=user, min_role=Role.MANAGER)
+
+
+def audit_scope(*, user: User) -> QuerySet[AuditRecord]:
+    """Every record `user` may read. The tenant ids come from the request's one membership
+    query, so the planner sees literal ids and picks the per-tenant indexes."""
+    if not user.is_authenticated:
+        return AuditRecord.objects.none()
+    if user.is_superuser:
+        return AuditRecord.objects.all()
+    tenant_ids = [a.id for a in audit_tenant_choices(user=user)]
+    return AuditRecord.objects.filter(tenant_id__in=tenant_ids)
+
+
+def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
+    """(id, username) of the people the "Who" filter offers `user`: members of the tenants they
+    read (everyone, for superusers). Shared briefly through the cache (trunks.audit.cache)."""
+    UserModel = get_user_model()
+    if user.is_superuser:
+        scope: tuple = ("all",)
+        actors = UserModel.objects.all()
+    else:
+        tenant_ids = sorted(a.id for a in audit_tenant_choices(user=user))
+        scope = tuple(tenant_ids)
+        actors = UserModel.objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
+    return audit_cached(
+        ("actors", scope),
+        lambda: list(actors.order_by("username").values_list("pk", "username")),
+        generation=PEOPLE,
+    )
+
+
+def audit_filterset(*, user: User, data: Mapping[str, Any] | None):
+    """The bound filter form over what `user` may read. Invalid fields are ignored (and reported
+    by the form); the valid ones still apply."""
+    return AuditRecordFilter(
+        data=data if data is not None else {},
+        queryset=audit_scope(user=user),
+        tenants=audit_tenant_choices(user=user),
+        actors=audit_actor_choices(user=user),
+    )
+
+
+def audit_get(*, user: User, pk: int) -> AuditRecord:
+    """One record `user` may read, with what it points at; 404 for any other (no existence leak)."""
+    try:
+        return audit_scope(user=user).select_related("related", "actor").get(pk=pk)
+    except AuditRecord.DoesNotExist:
+        raise Http404("No such audit record.") from None
+
+
+def audit_followups(*, record: AuditRecord) -> list[AuditRecord]:
+    """Records that point at `record` (retries of it, the resolution of its unknown outcome)."""
+    return list(record.followups.order_by("started_at", "id"))
+
+
+def audit_chain_neighbour(*, record: AuditRecord) -> AuditRecord | None:
+    """The record before `record` in its tenant's hash chain."""
+    if not record.chain_seq or record.chain_seq <= 1:
+        return None
+    return (
+        AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq=record.chain_seq - 1)
+        .only("id", "record_hash", "chain_seq")
+        .first()
+    )
+
+
+def audit_daily_counts(
+    queryset: QuerySet[AuditRecord], *, days: int, last_day: date
+) -> dict[date, dict[str, int]]:
+    """Trunk attempts per local day and status over the `days` days ending on `last_day`, from
+    the (filtered) `queryset`. One aggregate query."""
+    tz = timezone.get_current_timezone()
+    first_day = last_day - timedelta(days=days - 1)
+    start = datetime.combine(first_day, time.min, tzinfo=tz)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
+    rows = (
+        queryset.filter(kind=AuditKind.TRUNK_CREATE, started_at__gte=start, started_at__lt=end)
+        .order_by()
+        .annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+        .values_list("day", "status", "n")
+    )
+    counts: dict[date, dict[str, int]] = {first_day + timedelta(days=i): {} for i in range(days)}
+    for day, status, n in rows:
+        if day in counts:
+            counts[day][status] = n
+    return counts
+
+
+def audit_chart_counts(
+    *, user: User, filterset, days: int, last_day: date
+) -> dict[date, dict[str, int]]:
+    """audit_daily_counts of the filtered records `user` may read, shared briefly through the
+    cache under the reader's scope and the valid filters (trunks.audit.cache)."""
+    filterset.form.is_valid()
+    filters = tuple(
+        sorted(
+            (name, str(value))
+            for name, value in getattr(filterset.form, "cleaned_data", {}).items()
+            if value not in (None, "") and name != "sort"
+        )
+    )
+    scope = (
+        ("all",)
+        if user.is_superuser
+        else tuple(sorted(a.id for a in audit_tenant_choices(user=user)))
+    )
+    tz = timezone.get_current_timezone_name()
+    return audit_cached(
+        ("chart", scope, filters, days, last_day.isoformat(), tz),
+        lambda: audit_daily_counts(filterset.qs, days=days, last_day=last_day),
+    )
+
+
+def audit_with_resolution(queryset: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+    """`queryset` with `is_resolved`: whether an OUTCOME_RESOLVED event points at the record.
+
+    A correlated EXISTS in the same query: a page costs one query however many rows it shows.
+    """
+    return queryset.annotate(
+        is_resolved=Exists(
+            AuditRecord.objects.filter(related=OuterRef("pk"), kind=AuditKind.OUTCOME_RESOLVED)
+        )
+    )

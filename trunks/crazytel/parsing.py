@@ -1,0 +1,442 @@
+"""Reading Crazytel's answers: any shape the contract allows, into the portal's plain results.
+
+Also the one secret scrubber (`strip_secrets`, `redact`), the one number normaliser and the one
+Retry-After parser: everything that reads upstream text lives here, with no HTTP and no database.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from html.parser import HTMLParser
+from typing import Any
+
+from .contract import TRUNK_FIELD_NAMES, USERNAME_RE
+from .errors import NumberRejected, UpstreamError
+
+NON_FIELD = "__all__"
+# How much of an unexpected body a message may quote.
+SNIPPET_CHARS = 200
+RETRY_AFTER_MAX = 3600.0
+
+NUMBER_KEYS = (
+    "number",
+    "cli",
+    "caller_id",
+    "caller_id_number",
+    "phone_number",
+    "did",
+    "did_number",
+)
+LABEL_KEYS = ("label", "description", "name", "nickname", "alias", "note", "notes")
+LIST_WRAPPER_KEYS = ("results", "data", "items", "numbers", "verified_cli", "verified_numbers")
+OBJECT_WRAPPER_KEYS = ("data", "result", "trunk", "sip_trunk")
+TRUNK_ID_KEYS = ("id", "trunk_id", "uuid")
+# Fields whose name appears in an upstream message, in the order they are looked for (the
+# contract's 422 is about the password).
+FIELD_NAMES = ("password", *(name for name in TRUNK_FIELD_NAMES if name != "password"))
+_SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey")
+_SECRET_KEY_EXACT = {"pass", "pwd", "key", "auth", "authorization", "credential", "credentials"}
+
+
+@dataclass(frozen=True)
+class VerifiedNumber:
+    number: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class CreatedTrunk:
+    username: str
+    trunk_id: str | None
+    # The upstream response with every password-like key removed.
+    response: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_code: str
+    balance: Decimal
+
+
+def is_secret_key(key: Any) -> bool:
+    """A response key whose value may be a credential (stripped before anything is kept)."""
+    if not isinstance(key, str):
+        return False
+    k = key.lower().replace("-", "_")
+    return (
+        k in _SECRET_KEY_EXACT
+        or any(part in k for part in _SECRET_KEY_PARTS)
+        or k.endswith(("_pass", "_pwd", "_key"))
+    )
+
+
+def strip_secrets(value: Any, secrets: tuple[str, ...] = ()) -> Any:
+    """`value` without password-like keys (recursively) and with known secrets blanked out."""
+    if isinstance(value, dict):
+        return {
+            k: strip_secrets(v, secrets)
+            for k, v in value.items()
+            if not is_secret_key(k) and not (isinstance(v, str) and v in secrets and v)
+        }
+    if isinstance(value, list):
+        return [strip_secrets(v, secrets) for v in value]
+    return redact(value, secrets)
+
+
+def redact(value: Any, secrets: tuple[str, ...]) -> Any:
+    """`value` (text, or dicts and lists of it) with every known secret replaced by [redacted].
+
+    The one secret scrubber: upstream bodies, error messages and field errors all pass here."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret and len(secret) >= 4 and secret in value:
+                value = value.replace(secret, "[redacted]")
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    return value
+
+
+def normalise_number(raw: Any) -> str | None:
+    """Digits only: '+61 2 9876-5432' → '61298765432'. None when it is not a phone number."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        return None
+    text = str(raw).strip()
+    for ch in "+ -().\u00a0\t":
+        text = text.replace(ch, "")
+    if not text.isascii() or not text.isdigit() or not 6 <= len(text) <= 15:
+        return None
+    return text
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date, at most an hour.
+
+    None when absent or garbage; a negative delay or a date in the past means "now" (0).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 64 or not text.isascii():
+        return None
+    number = text[1:] if text.startswith("-") else text
+    if number.replace(".", "", 1).isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
+class _HTMLText(HTMLParser):
+    """The title and visible text of an HTML error page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.title = ""
+        self.text: list[str] = []
+        self._in_title = False
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        elif tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self._skip and data.strip():
+            self.text.append(data.strip())
+
+
+def describe_html(text: str) -> str:
+    parser = _HTMLText()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:
+        return ""
+    summary = " ".join(parser.title.split()) or " ".join(" ".join(parser.text).split())
+    return shorten(summary)
+
+
+def shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def looks_like_html(text: str, content_type: str) -> bool:
+    head = text.lstrip()[:100].lower()
+    return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
+
+
+def _field_from_loc(loc: Any) -> str:
+    """FastAPI's `loc` (["body", "password"]) → "password"; a location with no field → "__all__"."""
+    if isinstance(loc, str):
+        loc = [loc]
+    if not isinstance(loc, (list, tuple)):
+        return NON_FIELD
+    parts = [p for p in loc if isinstance(p, str)]
+    for part in parts:
+        if part not in ("body", "query", "path", "header", "cookie", "__root__"):
+            return part
+    return NON_FIELD
+
+
+def _clean_msg(msg: str) -> str:
+    # Pydantic prefixes custom validator messages with "Value error, ".
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    msg = msg.strip()
+    return msg[:1].upper() + msg[1:] if msg else msg
+
+
+@dataclass
+class _ErrorBody:
+    message: str = ""
+    field_errors: dict[str, list[str]] = field(default_factory=dict)
+    is_html: bool = False
+
+
+def parse_error_body(text: str, content_type: str = "") -> _ErrorBody:
+    """What an error response says, from any shape the contract lists."""
+    result = _ErrorBody()
+    stripped = text.strip()
+    if not stripped:
+        return result
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        data = None
+    else:
+        _read_json_error(data, result)
+        return result
+    if looks_like_html(stripped, content_type.lower()):
+        result.is_html = True
+        result.message = describe_html(stripped)
+        return result
+    result.message = shorten(stripped)
+    return result
+
+
+def _read_json_error(data: Any, result: _ErrorBody, depth: int = 0) -> None:
+    if depth > 3:
+        return
+    if isinstance(data, str):
+        result.message = shorten(data, 500)
+        return
+    if isinstance(data, list):
+        _read_fastapi_detail(data, result)
+        return
+    if not isinstance(data, dict):
+        return
+    for key in ("detail", "error", "errors", "message", "msg", "error_description", "title"):
+        if key in data and data[key] not in (None, "", [], {}):
+            _read_json_error(data[key], result, depth + 1)
+            if result.message or result.field_errors:
+                return
+
+
+def _read_fastapi_detail(items: list, result: _ErrorBody) -> None:
+    lines = []
+    for item in items:
+        if isinstance(item, str):
+            msg, name = _clean_msg(item), NON_FIELD
+        elif isinstance(item, dict):
+            raw = item.get("msg") or item.get("message") or item.get("detail")
+            if not isinstance(raw, str):
+                continue
+            msg, name = _clean_msg(raw), _field_from_loc(item.get("loc"))
+            # Deliberately never item["input"]: Pydantic echoes the submitted value there.
+        else:
+            continue
+        if not msg:
+            continue
+        result.field_errors.setdefault(name, []).append(msg)
+        lines.append(msg if name == NON_FIELD else f"{name}: {msg}")
+    if lines:
+        result.message = shorten("; ".join(lines), 500)
+
+
+def number_fields_named(message: str) -> list[str]:
+    text = message.lower().replace("-", " ").replace("_", " ")
+    found = []
+    if "caller id" in text or "callerid" in text or "cli" in text.split() or "caller" in text:
+        found.append("caller_id_number")
+    if "sms" in text or "sender" in text:
+        found.append("sms_sender")
+    return found
+
+
+def attribute_numbers(error: NumberRejected, body: dict) -> None:
+    """A 400 whose message names no field but quotes a number we sent: that number's field."""
+    if set(error.field_errors) != {NON_FIELD}:
+        return
+    message_digits = re.sub(r"[+\s-]", "", error.message)
+    named = [
+        name
+        for name in ("caller_id_number", "sms_sender")
+        if (number := normalise_number(body.get(name))) and number in message_digits
+    ]
+    if named:
+        messages = error.field_errors.pop(NON_FIELD)
+        for name in named:
+            error.field_errors[name] = list(messages)
+
+
+def _unwrap_list(data: Any, depth: int = 0) -> list | None:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and depth < 2:
+        for key in LIST_WRAPPER_KEYS:
+            if key in data:
+                found = _unwrap_list(data[key], depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def parse_verified_numbers(data: Any, request_id: str, status: int) -> list[VerifiedNumber]:
+    items = _unwrap_list(data)
+    if items is None:
+        raise UpstreamError(
+            "Crazytel's list of verified numbers came in a shape the portal does not know "
+            f"({_describe(data)}).",
+            status=status,
+            request_id=request_id,
+        )
+    numbers: list[VerifiedNumber] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        raw, label = item, ""
+        if isinstance(item, dict):
+            raw = next((item[k] for k in NUMBER_KEYS if item.get(k) not in (None, "")), None)
+            label = next(
+                (
+                    " ".join(item[k].split())
+                    for k in LABEL_KEYS
+                    if isinstance(item.get(k), str) and item[k].strip()
+                ),
+                "",
+            )
+        number = normalise_number(raw)
+        if number is None:
+            raise UpstreamError(
+                f"Crazytel's list of verified numbers holds an entry the portal cannot read "
+                f"(item {index + 1}: {_describe(item)}).",
+                status=status,
+                request_id=request_id,
+            )
+        if number not in seen:
+            seen.add(number)
+            numbers.append(VerifiedNumber(number=number, label=label[:100]))
+    return numbers
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, dict):
+        keys = ", ".join(sorted(str(k) for k in data)[:8])
+        return f"an object with keys {keys}" if keys else "an empty object"
+    if isinstance(data, list):
+        return f"a list of {len(data)}"
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, (int, float, Decimal)):
+        return "a number"
+    if isinstance(data, str):
+        return f"the text {shorten(data, 40)!r}"
+    return "nothing" if data is None else type(data).__name__
+
+
+def _json_safe(value: Any) -> Any:
+    """Decimals (from parse_float) back to JSON-native numbers for storage in a JSONField."""
+    if isinstance(value, Decimal):
+        if value.is_finite() and value.as_tuple().exponent >= 0:
+            return int(value)
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def parse_created_trunk(
+    data: Any, request_id: str, status: int, secrets: tuple[str, ...]
+) -> CreatedTrunk:
+    kept = _json_safe(strip_secrets(data, secrets))
+    trunk = data
+    if isinstance(data, dict) and "username" not in data:
+        for key in OBJECT_WRAPPER_KEYS:
+            if isinstance(data.get(key), dict):
+                trunk = data[key]
+                break
+    if not isinstance(trunk, dict):
+        raise UpstreamError(
+            f"Crazytel answered the create with {_describe(data)} instead of a trunk object. "
+            "The trunk may have been created: check the Crazytel account before trying again.",
+            status=status,
+            request_id=request_id,
+        )
+    username = trunk.get("username")
+    if not isinstance(username, str) or not USERNAME_RE.match(username.strip()):
+        shown = f" ({shorten(str(username), 40)!r})" if username not in (None, "") else ""
+        raise UpstreamError(
+            f"Crazytel's answer to the create has no valid trunk username (CT + 6 digits){shown}. "
+            "The trunk may have been created: check the Crazytel account before trying again.",
+            status=status,
+            request_id=request_id,
+        )
+    trunk_id = next((str(trunk[k]) for k in TRUNK_ID_KEYS if trunk.get(k) not in (None, "")), None)
+    return CreatedTrunk(
+        username=username.strip(),
+        trunk_id=trunk_id,
+        response=kept if isinstance(kept, dict) else {"response": kept},
+    )
+
+
+def parse_balance(data: Any, request_id: str, status: int) -> Balance:
+    obj = data
+    if isinstance(data, dict) and "balance" not in data:
+        obj = next((data[k] for k in OBJECT_WRAPPER_KEYS if isinstance(data.get(k), dict)), data)
+    code = obj.get("account_code") if isinstance(obj, dict) else None
+    raw = obj.get("balance") if isinstance(obj, dict) else None
+    amount = None
+    if not isinstance(raw, bool) and isinstance(raw, (int, Decimal, str)):
+        try:
+            amount = Decimal(str(raw).strip())
+        except InvalidOperation:
+            amount = None
+    if amount is not None and not amount.is_finite():
+        amount = None
+    if amount is None or isinstance(code, bool) or not isinstance(code, (str, int)) or code == "":
+        raise UpstreamError(
+            f"Crazytel's balance answer lacks an account code or a balance ({_describe(data)}).",
+            status=status,
+            request_id=request_id,
+        )
+    return Balance(account_code=str(code), balance=amount)

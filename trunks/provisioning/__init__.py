@@ -1,0 +1,1 @@
+"""Creating SIP trunks: verified numbers, passwords, submission tokens, services, forms, views."""

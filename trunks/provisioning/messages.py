@@ -1,0 +1,23 @@
+"""What the trunk pages say about Crazytel's outcomes, written once for the services that say it."""
+
+import math
+
+from trunks.crazytel.errors import CrazytelError
+from trunks.errors import PortalError
+
+MESSAGE_REJECTED_KEY = "This tenant's Crazytel key was rejected; an admin must replace it."
+MESSAGE_UNREACHABLE = "Crazytel could not be reached, so nothing was created; try again."
+MESSAGE_UNKNOWN = "We could not confirm whether Crazytel created the trunk; check the account before trying again."
+MESSAGE_CREDENTIALS = "This tenant's stored Crazytel key cannot be read; nothing was sent. An admin must set it again."
+
+
+class TrunkError(PortalError):
+    """A trunk action the portal refuses before anything goes upstream. `.message` is for a person."""
+
+
+def retry_seconds(error: CrazytelError) -> int:
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is None or retry_after <= 0:
+        # Crazytel's limit is per minute: a minute always clears it.
+        return 60
+    return max(1, math.ceil(retry_after))

@@ -1,0 +1,297 @@
+"""Creating a SIP trunk on a tenant's Crazytel account: recorded before and after the call, once per
+submission (its token), with every upstream outcome turned into what the form shows."""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError
+from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
+
+from trunks.audit.writer import audit_attempt_finish, audit_attempt_start
+from trunks.crazytel import errors as upstream
+from trunks.crazytel.contract import TRUNK_FIELD_NAMES, trunk_payload
+from trunks.crazytel.parsing import redact
+from trunks.models import AuditRecord, AuditStatus, Tenant
+from trunks.tenants.credentials import CredentialError
+from trunks.tenants.services import tenant_connection_mark_failed
+from trunks.tenants.upstream import crazytel_client_for
+
+from .messages import (
+    MESSAGE_CREDENTIALS,
+    MESSAGE_REJECTED_KEY,
+    MESSAGE_UNKNOWN,
+    MESSAGE_UNREACHABLE,
+    TrunkError,
+    retry_seconds,
+)
+from .numbers import verified_numbers_forget
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrunkCreateResult:
+    """What became of one submission. `password` is set only on the response that created the trunk,
+    to show it once; it is never stored anywhere."""
+
+    record: AuditRecord
+    status: str
+    message: str = ""
+    field_errors: dict[str, list[str]] = field(default_factory=dict)
+    category: str = ""
+    retry_after: int | None = None
+    username: str = ""
+    trunk_id: str = ""
+    password: str = field(default="", repr=False)
+    # True when this is an earlier submission of the same form, found by its token.
+    duplicate: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == AuditStatus.SUCCEEDED
+
+    @property
+    def unknown(self) -> bool:
+        return self.status == AuditStatus.UNKNOWN
+
+    @property
+    def pending(self) -> bool:
+        return self.status == AuditStatus.PENDING
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The values sent to Crazytel (never the password)."""
+        return self.record.data
+
+
+@sensitive_variables("data")
+def trunk_payload_build(*, data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body for POST /sip-trunks/ (trunks.crazytel.contract: the fields, written once)."""
+    return trunk_payload(data)
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """`value` with `secret` masked wherever it occurs (upstream messages may echo the input)."""
+    return redact(value, (secret,))
+
+
+def trunk_attempt_result(*, record: AuditRecord, duplicate: bool) -> TrunkCreateResult:
+    """The result recorded for an attempt (an earlier submission of the same form)."""
+    message = record.error_message
+    if record.status == AuditStatus.PENDING:
+        message = (
+            "This form was already submitted and Crazytel's answer is still awaited. "
+            "Wait a moment, then reload to see the result."
+        )
+    elif record.status == AuditStatus.SUCCEEDED:
+        message = (
+            f"This form was already submitted: trunk {record.trunk_username} was created. "
+            "Its password was shown once, on that submission's page."
+        )
+    elif record.status == AuditStatus.UNKNOWN:
+        message = message or MESSAGE_UNKNOWN
+    return TrunkCreateResult(
+        record=record,
+        status=record.status,
+        message=message,
+        category=record.error_category,
+        username=record.trunk_username,
+        trunk_id=record.trunk_id,
+        duplicate=duplicate,
+    )
+
+
+@sensitive_variables("data", "payload", "password")
+def trunk_create(
+    *,
+    actor,
+    tenant: Tenant,
+    data: dict[str, Any],
+    request: HttpRequest | None,
+    submission_token: str,
+    retry_of: AuditRecord | None = None,
+) -> TrunkCreateResult:
+    """Create a SIP trunk on `tenant`'s Crazytel account, recording the attempt before and after.
+
+    A `submission_token` already used returns that submission's result without calling Crazytel
+    (the database's unique constraint decides, so two processes racing cannot both pass).
+    `retry_of` is an attempt whose outcome was unknown; the new attempt points at it.
+    Raises TrunkError when the tenant cannot be used (nothing is recorded or sent).
+    """
+    readiness = tenant.readiness
+    if not readiness:
+        raise TrunkError(readiness.reason)
+    if retry_of is not None and (
+        retry_of.tenant_id != tenant.pk or retry_of.status != AuditStatus.UNKNOWN
+    ):
+        raise TrunkError("Only an attempt of this tenant whose outcome is unknown can be retried.")
+
+    payload = trunk_payload_build(data=data)
+    password = payload["password"]
+    recorded = {k: v for k, v in payload.items() if k != "password"}
+    if retry_of is not None:
+        recorded["retry_of"] = str(retry_of.uuid)
+
+    try:
+        record = audit_attempt_start(
+            tenant=tenant,
+            actor=actor,
+            request=request,
+            data=recorded,
+            submission_token=submission_token,
+            related=retry_of,
+        )
+    except IntegrityError:
+        first = AuditRecord.objects.filter(submission_token=submission_token).first()
+        if first is None:  # not a token clash: a real integrity problem
+            raise
+        return trunk_attempt_result(record=first, duplicate=True)
+
+    try:
+        return _trunk_create_call(record=record, tenant=tenant, payload=payload, password=password)
+    except BaseException:
+        # A bug or an interrupted worker must not leave the attempt pending forever: the request
+        # may have reached Crazytel, so the honest status is unknown.
+        logger.exception("trunk_create failed unexpectedly (attempt %s)", record.uuid)
+        fresh = AuditRecord.objects.filter(pk=record.pk, status=AuditStatus.PENDING).exists()
+        if fresh:
+            audit_attempt_finish(
+                record=record,
+                status=AuditStatus.UNKNOWN,
+                error_category="internal",
+                error_message=MESSAGE_UNKNOWN,
+            )
+        raise
+
+
+@sensitive_variables("payload", "password")
+def _trunk_create_call(
+    *, record: AuditRecord, tenant: Tenant, payload: dict[str, Any], password: str
+) -> TrunkCreateResult:
+    # Its frame sees `password` (a closure variable): hidden from error reports too.
+    @sensitive_variables("password")
+    def finish(status, *, message="", category="", upstream_status=None, field_errors=None, **kw):
+        message = _scrub(message, password)
+        final = audit_attempt_finish(
+            record=record,
+            status=status,
+            upstream_status=upstream_status,
+            error_category=category,
+            error_message=message,
+            **kw,
+        )
+        return final, message, _scrub(field_errors or {}, password)
+
+    try:
+        created = crazytel_client_for(tenant).create_sip_trunk(payload)
+    except CredentialError:
+        final, message, _ = finish(
+            AuditStatus.FAILED, message=MESSAGE_CREDENTIALS, category="credentials"
+        )
+        return TrunkCreateResult(
+            record=final, status=final.status, message=message, category="credentials"
+        )
+    except upstream.CrazytelError as error:
+        return _trunk_create_failure(error=error, tenant=tenant, payload=payload, finish=finish)
+
+    response = _scrub(dict(created.response or {}), password)
+    final, _, _ = finish(
+        AuditStatus.SUCCEEDED,
+        upstream_status=200,
+        trunk_username=created.username,
+        trunk_id=str(created.trunk_id or "")[:64],
+        response=response,
+    )
+    return TrunkCreateResult(
+        record=final,
+        status=final.status,
+        username=created.username,
+        trunk_id=final.trunk_id,
+        password=password,
+    )
+
+
+@sensitive_variables("payload")
+def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResult:
+    """Map one upstream error to its audit status and what the form shows."""
+    status = AuditStatus.FAILED
+    field_errors: dict[str, list[str]] = {}
+    retry_after = None
+    detail = (error.message or "").strip()
+
+    if isinstance(error, upstream.ValidationFailed):
+        field_errors = {k: list(v) for k, v in (error.field_errors or {}).items()}
+        # The contract's 422 is about the password; say so there unless Crazytel named a field.
+        if not set(field_errors) & set(TRUNK_FIELD_NAMES):
+            field_errors.setdefault("password", []).append(
+                "Crazytel refused this password: use at least 8 characters with an upper-case "
+                "letter, a lower-case letter and a digit."
+            )
+        message = "Crazytel refused the values: see the fields marked below. Nothing was created."
+    elif isinstance(error, upstream.NumberRejected):
+        field_errors = {
+            k: list(v)
+            for k, v in (error.field_errors or {}).items()
+            if k in ("caller_id_number", "sms_sender")
+        }
+        if not field_errors:
+            field_errors["caller_id_number"] = [
+                "Crazytel refused the caller ID or SMS sender as not verified on this account."
+                + (f" ({detail})" if detail else "")
+            ]
+        message = "Crazytel refused a number: see the fields marked below. Nothing was created."
+        # The account's verified numbers changed under us: read them afresh next time.
+        verified_numbers_forget(tenant=tenant)
+    elif isinstance(error, upstream.RejectedKey):
+        message = MESSAGE_REJECTED_KEY
+        tenant_connection_mark_failed(
+            tenant=tenant,
+            message="Crazytel rejected the API key (401) creating a trunk. Set a new key.",
+        )
+        verified_numbers_forget(tenant=tenant)
+    elif isinstance(error, upstream.RateLimited):
+        retry_after = retry_seconds(error)
+        if error.status is None and detail:
+            # Held back by the portal's own limiter (budget spent, a 429's pause, or the circuit
+            # breaker after repeated failures): nothing was sent, and its message says which.
+            message = detail
+        else:
+            message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
+    elif isinstance(error, upstream.Unreachable):
+        message = MESSAGE_UNREACHABLE
+    elif (
+        isinstance(error, upstream.UpstreamError)
+        and error.status is not None
+        and 400 <= error.status < 500
+    ):
+        # A refusal the contract does not list (403, 404, 409...): Crazytel answered "no".
+        message = f"Crazytel refused the request (HTTP {error.status}); nothing was created."
+        if detail:
+            message += f" It said: {detail}"
+    else:
+        # UpstreamError (5xx, HTML page, malformed 2xx), OutcomeUnknown, anything unforeseen.
+        status = AuditStatus.UNKNOWN
+        message = MESSAGE_UNKNOWN
+        if detail:
+            message += f" Details: {detail}"
+
+    all_messages = [m for msgs in field_errors.values() for m in msgs]
+    recorded_message = message if not all_messages else f"{message} " + " ".join(all_messages)
+    final, _, field_errors = finish(
+        status,
+        message=recorded_message,
+        category=error.category,
+        upstream_status=error.status,
+        field_errors=field_errors,
+    )
+    shown = _scrub(message, payload.get("password", ""))
+    return TrunkCreateResult(
+        record=final,
+        status=final.status,
+        message=shown,
+        field_errors=field_errors,
+        category=error.category,
+        retry_after=retry_after,
+    )

@@ -1,0 +1,39 @@
+"""Reads about tenants and their members, for the admins' pages and commands."""
+
+from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
+
+from trunks.access import User, tenant_list_for
+from trunks.models import Membership, Role, Tenant
+
+
+def tenant_members_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    """The tenant's members with their users, admins first, then by username."""
+    return (
+        Membership.objects.filter(tenant=tenant)
+        .select_related("user")
+        .annotate(
+            role_rank=Case(
+                *[When(role=role, then=Value(role.rank)) for role in Role],
+                default=Value(0),
+            )
+        )
+        .order_by("-role_rank", "user__username")
+    )
+
+
+def tenant_list_administered(*, user: User) -> QuerySet[Tenant]:
+    """Tenants `user` administers (all for superusers), with member counts, by name."""
+    # A subquery: tenant_list_for already joins memberships to filter, so Count() would count those.
+    counts = (
+        Membership.objects.filter(tenant=OuterRef("pk"))
+        .order_by()
+        .values("tenant")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        tenant_list_for(user=user, min_role=Role.ADMIN)
+        .annotate(member_count=Coalesce(Subquery(counts), 0))
+        .order_by("name")
+    )

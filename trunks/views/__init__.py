@@ -1,1 +1,0 @@
-"""Thin views: parse input, check who may act, call a service or selector, render page or partial."""
