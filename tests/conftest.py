@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
+from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 from trunks.models import Role
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
