@@ -2,8 +2,9 @@
 
 import pytest
 
-from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 from trunks.models import Role
+
+from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
 pytest_plugins = ["tests.trunk_fixtures"]
