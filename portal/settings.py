@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # The form renderer (portal.forms) finds Django's widget templates through this app.
+    "django.forms",
     "django_htmx",
     "django_filters",
     "axes",
@@ -88,6 +90,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal.urls"
+
+# Every form field renders through templates/forms/field.html.
+FORM_RENDERER = "portal.forms.PortalFormRenderer"
 
 TEMPLATES = [
     {

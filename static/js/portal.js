@@ -15,20 +15,14 @@
     });
   });
 
-  // Forms marked data-disable-on-submit disable their submit buttons while a request is in flight.
+  // A plain (non-htmx) form marked data-disable-on-submit disables its submit buttons once sent,
+  // against a double submit; htmx forms use hx-disabled-elt instead.
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.matches("[data-disable-on-submit]")) return;
     form.querySelectorAll("button[type=submit]").forEach(function (b) {
-      // Defer so the clicked button's name/value still travels with a plain POST.
+      // Defer so the clicked button's name/value still travels with the POST.
       setTimeout(function () { b.disabled = true; b.setAttribute("aria-busy", "true"); }, 0);
-    });
-  });
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var form = event.target.closest && event.target.closest("form[data-disable-on-submit]");
-    if (!form) return;
-    form.querySelectorAll("button[type=submit]").forEach(function (b) {
-      b.disabled = false; b.removeAttribute("aria-busy");
     });
   });
 

@@ -42,6 +42,11 @@ class AuditResolveForm(PortalErrorsMixin, forms.Form):
         validators=[_no_hidden_characters],
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Needed when the trunk was created: not marked "(optional)".
+        self.fields["username"].hide_optional = True
+
     def clean_username(self):
         return self.cleaned_data["username"].strip().upper()
 
