@@ -47,8 +47,3 @@ def number_display(number: str, label: str = "") -> str:
     shown = number_national(number)
     label = " ".join((label or "").split())
     return f"{shown} — {label}" if label else shown
-
-
-def number_is_mobile_sender(number: str) -> bool:
-    """Whether Crazytel accepts `number` as an SMS sender (an Australian mobile: starts with 614)."""
-    return (number or "").startswith("614")

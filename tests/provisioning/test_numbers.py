@@ -2,7 +2,8 @@
 
 import pytest
 
-from trunks.numbers import number_display, number_is_mobile_sender, number_national
+from trunks.crazytel.contract import number_is_mobile_sender
+from trunks.numbers import number_display, number_national
 
 
 @pytest.mark.parametrize(

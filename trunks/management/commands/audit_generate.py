@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from trunks.audit.cache import audit_cache_invalidate
 from trunks.audit.chain import HASHED_FIELDS, record_hash_compute
+from trunks.crazytel.contract import number_is_mobile_sender
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Membership, Role, Tenant
 
 # Every column a generated record fills: the hashed ones, plus the two the hash leaves out.
@@ -205,7 +206,7 @@ class Command(BaseCommand):
             "description": description,
             "area_code": rng.choice(["02", "03", "07", "08"]),
             "hide_caller_id": rng.random() < 0.1,
-            "sms_sender": rng.choice([n for n in numbers if n.startswith("614")]),
+            "sms_sender": rng.choice([n for n in numbers if number_is_mobile_sender(n)]),
             "softphone_sync_sms": rng.random() < 0.3,
         }
         record.caller_id_number = caller
