@@ -10,6 +10,36 @@ from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserF
 pytest_plugins = ["tests.trunk_fixtures"]
 
 
+def pytest_configure(config):
+    """Each pytest-xdist worker keeps to its own cache keys (tests/isolation.py)."""
+    from django.conf import settings
+
+    from .isolation import isolate_cache
+
+    isolate_cache(settings.CACHES)
+
+
+def pytest_sessionstart(session):
+    """Every run writes its own screenshots: none left over from an older run can mislead. Done
+    once, by the process that runs the session (not by each xdist worker, which would delete the
+    pictures another worker has just taken)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from .e2e.browser import AXE_REPORT, SCREENSHOTS
+
+    for png in SCREENSHOTS.glob("*.png"):
+        png.unlink()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rate_limiter_keys_per_worker():
+    from .isolation import rate_limiter_prefix_isolate
+
+    rate_limiter_prefix_isolate()
+
+
 @pytest.fixture
 def password():
     return DEFAULT_PASSWORD

@@ -21,7 +21,6 @@ from .browser import (
     AXE_REPORT,
     CHROMIUM_ARGS,
     FATAL_IMPACTS,
-    SCREENSHOTS,
     PageWatch,
     axe_violations,
     find_chromium,
@@ -41,6 +40,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.path)).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
+            # Under pytest-xdist (--dist loadgroup) the journeys share one worker: one Chromium,
+            # and the other worker keeps the rest of the suite moving beside it.
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 # --- The browser ---------------------------------------------------------------------------------
@@ -115,16 +117,6 @@ def browser_context_args() -> dict:
         "locale": "en-AU",
         "timezone_id": settings.TIME_ZONE,
     }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _fresh_screenshots():
-    """Every run writes its own screenshots: none left over from an older run can mislead."""
-    if SCREENSHOTS.exists():
-        for png in SCREENSHOTS.glob("*.png"):
-            png.unlink()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
 
 
 @pytest.fixture(autouse=True)
