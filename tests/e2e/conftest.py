@@ -25,6 +25,7 @@ from .browser import (
     axe_violations,
     find_chromium,
     format_violations,
+    page_settled,
     screenshot,
     watch_context,
 )
@@ -152,7 +153,17 @@ class Portal:
         return self.base_url + path
 
     def goto(self, path: str):
-        return self.page.goto(self.url(path))
+        """Open `path` and wait until it has settled (its htmx fragments loaded), as a person does."""
+        response = self.page.goto(self.url(path))
+        self.settled()
+        return response
+
+    def settled(self) -> None:
+        """No htmx request in flight, every swap settled (see browser.page_settled)."""
+        if self.js:
+            page_settled(self.page)
+        else:
+            self.page.wait_for_load_state()
 
     def login(self, username: str, password: str) -> None:
         """Log in through the login page, as a person does."""
@@ -160,7 +171,7 @@ class Portal:
         self.page.get_by_label("Username").fill(username)
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Log in").click()
-        self.page.wait_for_load_state()
+        self.settled()
         expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
 
     def login_as(self, user) -> None:
@@ -181,7 +192,7 @@ class Portal:
 
     def check(self, name: str | None = None) -> None:
         """The page as it is now: clean, no serious or critical axe violation, screenshot kept."""
-        self.page.wait_for_load_state()
+        self.settled()
         self.assert_clean()
         if self.js:
             # Let transitions end (an htmx indicator fading out is half-transparent for 200 ms).
