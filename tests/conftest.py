@@ -4,7 +4,7 @@ import pytest
 
 from trunks.models import Role
 
-from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
+from .factories import DEFAULT_PASSWORD, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
 pytest_plugins = ["tests.trunk_fixtures"]
@@ -58,33 +58,25 @@ def tenant_b(db):
 @pytest.fixture
 def alice(tenant_a):
     """Staff in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="alice"), tenant=tenant_a, role=Role.STAFF
-    ).user
+    return UserFactory(username="alice", member_of=tenant_a, member_of__role=Role.STAFF)
 
 
 @pytest.fixture
 def mallory(tenant_a):
     """Manager in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="mallory"), tenant=tenant_a, role=Role.MANAGER
-    ).user
+    return UserFactory(username="mallory", member_of=tenant_a, member_of__role=Role.MANAGER)
 
 
 @pytest.fixture
 def adam(tenant_a):
     """Admin in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="adam"), tenant=tenant_a, role=Role.ADMIN
-    ).user
+    return UserFactory(username="adam", member_of=tenant_a, member_of__role=Role.ADMIN)
 
 
 @pytest.fixture
 def bob(tenant_b):
     """Staff in tenant B: must never see anything of tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="bob"), tenant=tenant_b, role=Role.STAFF
-    ).user
+    return UserFactory(username="bob", member_of=tenant_b, member_of__role=Role.STAFF)
 
 
 @pytest.fixture
@@ -96,11 +88,7 @@ def charlie(db):
 @pytest.fixture
 def root(db):
     """A portal-wide administrator (Django superuser)."""
-    user = UserFactory(username="root")
-    user.is_superuser = True
-    user.is_staff = True
-    user.save()
-    return user
+    return UserFactory(username="root", superuser=True)
 
 
 @pytest.fixture(autouse=True)
@@ -140,9 +128,7 @@ def reauth_fresh():
 @pytest.fixture
 def brenda(tenant_b):
     """Manager in tenant B: reads B's audit log, never anything of tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
-    ).user
+    return UserFactory(username="brenda", member_of=tenant_b, member_of__role=Role.MANAGER)
 
 
 @pytest.fixture(autouse=True)

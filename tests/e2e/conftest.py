@@ -295,7 +295,6 @@ def bravo_alone(tenant_b, sandbox_bravo, live_server):
 def bravo(bravo_alone, alice):
     """Tenant B, where alice is staff too (so she picks a tenant)."""
     from tests.factories import MembershipFactory
-    from trunks.models import Role
 
-    MembershipFactory(user=alice, tenant=bravo_alone, role=Role.STAFF)
+    MembershipFactory(user=alice, tenant=bravo_alone)  # staff
     return bravo_alone
