@@ -35,9 +35,13 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session", autouse=True)
 def _rate_limiter_keys_per_worker():
+    from django.core.cache import cache
+
     from .isolation import rate_limiter_prefix_isolate
 
     rate_limiter_prefix_isolate()
+    yield
+    cache.clear()  # this worker's keys only (tests/isolation.py): nothing left in a shared Redis
 
 
 @pytest.fixture
