@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PORT ?= 8000
+# Test workers (pytest-xdist). 2 fits a 2-CPU machine: the browser journeys keep one worker, the
+# rest of the suite the other. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
@@ -46,7 +49,7 @@ run: install
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -4,10 +4,44 @@ import pytest
 
 from trunks.models import Role
 
-from .factories import DEFAULT_PASSWORD, MembershipFactory, TenantFactory, UserFactory
+from .factories import DEFAULT_PASSWORD, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
 pytest_plugins = ["tests.trunk_fixtures"]
+
+
+def pytest_configure(config):
+    """Each pytest-xdist worker keeps to its own cache keys (tests/isolation.py)."""
+    from django.conf import settings
+
+    from .isolation import isolate_cache
+
+    isolate_cache(settings.CACHES)
+
+
+def pytest_sessionstart(session):
+    """Every run writes its own screenshots: none left over from an older run can mislead. Done
+    once, by the process that runs the session (not by each xdist worker, which would delete the
+    pictures another worker has just taken)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from .e2e.browser import AXE_REPORT, SCREENSHOTS
+
+    for png in SCREENSHOTS.glob("*.png"):
+        png.unlink()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rate_limiter_keys_per_worker():
+    from django.core.cache import cache
+
+    from .isolation import rate_limiter_prefix_isolate
+
+    rate_limiter_prefix_isolate()
+    yield
+    cache.clear()  # this worker's keys only (tests/isolation.py): nothing left in a shared Redis
 
 
 @pytest.fixture
@@ -28,33 +62,25 @@ def tenant_b(db):
 @pytest.fixture
 def alice(tenant_a):
     """Staff in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="alice"), tenant=tenant_a, role=Role.STAFF
-    ).user
+    return UserFactory(username="alice", member_of=tenant_a, member_of__role=Role.STAFF)
 
 
 @pytest.fixture
 def mallory(tenant_a):
     """Manager in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="mallory"), tenant=tenant_a, role=Role.MANAGER
-    ).user
+    return UserFactory(username="mallory", member_of=tenant_a, member_of__role=Role.MANAGER)
 
 
 @pytest.fixture
 def adam(tenant_a):
     """Admin in tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="adam"), tenant=tenant_a, role=Role.ADMIN
-    ).user
+    return UserFactory(username="adam", member_of=tenant_a, member_of__role=Role.ADMIN)
 
 
 @pytest.fixture
 def bob(tenant_b):
     """Staff in tenant B: must never see anything of tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="bob"), tenant=tenant_b, role=Role.STAFF
-    ).user
+    return UserFactory(username="bob", member_of=tenant_b, member_of__role=Role.STAFF)
 
 
 @pytest.fixture
@@ -66,11 +92,7 @@ def charlie(db):
 @pytest.fixture
 def root(db):
     """A portal-wide administrator (Django superuser)."""
-    user = UserFactory(username="root")
-    user.is_superuser = True
-    user.is_staff = True
-    user.save()
-    return user
+    return UserFactory(username="root", superuser=True)
 
 
 @pytest.fixture(autouse=True)
@@ -110,14 +132,12 @@ def reauth_fresh():
 @pytest.fixture
 def brenda(tenant_b):
     """Manager in tenant B: reads B's audit log, never anything of tenant A."""
-    return MembershipFactory(
-        user=UserFactory(username="brenda"), tenant=tenant_b, role=Role.MANAGER
-    ).user
+    return UserFactory(username="brenda", member_of=tenant_b, member_of__role=Role.MANAGER)
 
 
 @pytest.fixture(autouse=True)
 def fresh_audit_cache():
-    """Each test starts with no cached audit figures (trunks.audit_cache): ids are reused across
+    """Each test starts with no cached audit figures (trunks.audit.cache): ids are reused across
     tests on SQLite, and the cache (locmem or Redis) outlives a test."""
     from trunks.audit.cache import audit_cache_clear
 

@@ -2,17 +2,70 @@
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
+from trunks.tenants.credentials import api_key_encrypt
 from trunks.models import Membership, Role, Tenant
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
+# The base URL a keyed tenant talks to unless told otherwise (mocked at the HTTP edge in tests).
+DEFAULT_BASE_URL = "https://crazytel.test/api/v1"
+
+
+def tenant_key_set(tenant: Tenant, api_key: str, *, base_url: str | None = None) -> Tenant:
+    """Give `tenant` an API key as the portal stores one: encrypted by the real credentials code
+    (trunks.tenants.credentials), bound to the tenant's id; the last four characters kept for display."""
+    if base_url is not None:
+        tenant.base_url = base_url
+    tenant.api_key_ciphertext = api_key_encrypt(tenant_id=tenant.pk, plaintext=api_key)
+    tenant.api_key_last4 = api_key[-4:]
+    tenant.api_key_set_at = timezone.now()
+    tenant.save()
+    return tenant
+
+
+def _key_tenant(tenant: Tenant, create: bool, api_key: str | None) -> None:
+    if create and api_key:
+        tenant_key_set(tenant, api_key, base_url=tenant.base_url or DEFAULT_BASE_URL)
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    """A tenant; `TenantFactory(keyed=True)` has an API key (`api_key=…` to choose it, and
+    `base_url=…` for where its Crazytel is)."""
+
+    class Meta:
+        model = Tenant
+        django_get_or_create = ("slug",)
+        skip_postgeneration_save = True  # tenant_key_set saves what it sets
+
+    class Params:
+        keyed = factory.Trait(
+            api_key=factory.PostGeneration(
+                lambda tenant, create, key, **_: _key_tenant(
+                    tenant, create, key or f"ct-live-key-{tenant.slug}"
+                )
+            )
+        )
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+    slug = factory.Sequence(lambda n: f"team-{n}")
+
+    @factory.post_generation
+    def api_key(obj, create, extracted, **kwargs):
+        _key_tenant(obj, create, extracted)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
+    """A person. Traits: `superuser=True` (a portal-wide administrator). `member_of=tenant` makes
+    them a member of that tenant, as staff unless `member_of__role=Role.MANAGER` (or ADMIN)."""
+
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
         skip_postgeneration_save = True
+
+    class Params:
+        superuser = factory.Trait(is_superuser=True, is_staff=True)
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
@@ -23,19 +76,21 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             obj.save()
 
-
-class TenantFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Tenant
-        django_get_or_create = ("slug",)
-
-    name = factory.Sequence(lambda n: f"Team {n}")
-    slug = factory.Sequence(lambda n: f"team-{n}")
+    @factory.post_generation
+    def member_of(obj, create, extracted, role=Role.STAFF, **kwargs):
+        if create and extracted is not None:
+            MembershipFactory(user=obj, tenant=extracted, role=role)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
+    """A person's role in a tenant: staff, or with the `manager` / `admin` trait."""
+
     class Meta:
         model = Membership
+
+    class Params:
+        manager = factory.Trait(role=Role.MANAGER)
+        admin = factory.Trait(role=Role.ADMIN)
 
     user = factory.SubFactory(UserFactory)
     tenant = factory.SubFactory(TenantFactory)

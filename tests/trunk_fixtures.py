@@ -6,11 +6,10 @@ import re
 import pytest
 import responses
 from django.core.cache import cache
-from django.utils import timezone
 
-from trunks.tenants.credentials import api_key_encrypt
+from .factories import DEFAULT_BASE_URL, tenant_key_set
 
-API = "https://crazytel.test/api/v1"
+API = DEFAULT_BASE_URL
 NUMBERS_URL = f"{API}/account/verified-cli/"
 TRUNKS_URL = f"{API}/sip-trunks/"
 API_KEY_A = "ct-live-key-alpha-0001"
@@ -26,12 +25,8 @@ NUMBERS = [
 
 
 def key_tenant(tenant, key: str, base_url: str = API):
-    tenant.base_url = base_url
-    tenant.api_key_ciphertext = api_key_encrypt(tenant_id=tenant.pk, plaintext=key)
-    tenant.api_key_last4 = key[-4:]
-    tenant.api_key_set_at = timezone.now()
-    tenant.save()
-    return tenant
+    """Give an existing tenant (a fixture's) a key: the factories' tenant_key_set."""
+    return tenant_key_set(tenant, key, base_url=base_url)
 
 
 @pytest.fixture
@@ -43,11 +38,13 @@ def fresh_cache():
 
 @pytest.fixture
 def keyed_a(tenant_a, fresh_cache):
+    """Tenant A (the same object as `tenant_a`) with API_KEY_A, on the mocked Crazytel."""
     return key_tenant(tenant_a, API_KEY_A)
 
 
 @pytest.fixture
 def keyed_b(tenant_b, fresh_cache):
+    """Tenant B with API_KEY_B, on a Crazytel of its own."""
     return key_tenant(tenant_b, API_KEY_B, base_url="https://crazytel-b.test/api/v1")
 
 

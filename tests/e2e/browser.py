@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,3 +196,29 @@ def screenshot(page: Page, name: str) -> Path:
     # step then copies with setAttribute, a CSP violation the portal itself never causes.
     page.screenshot(path=str(path), full_page=True, animations="disabled", caret="initial")
     return path
+
+
+# htmx marks the element whose request is in flight `.htmx-request`, a target being swapped
+# `.htmx-swapping` and one settling `.htmx-settling` (htmx:afterSettle fires as the last goes).
+HTMX_BUSY = ".htmx-request, .htmx-swapping, .htmx-settling"
+
+
+def page_settled(page: Page) -> None:
+    """Wait for what a person waits for before typing: the page loaded, no htmx request in flight,
+    every swap settled (its new elements in place, their scripts run). Never a fixed time."""
+    page.wait_for_load_state()
+    page.wait_for_function(
+        "busy => document.readyState === 'complete' && !document.querySelector(busy)", arg=HTMX_BUSY
+    )
+
+
+def until(page: Page, condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    """Wait until `condition()` holds (a fact in Python: a callback the browser made, a row the
+    server wrote), letting Playwright deliver its events meanwhile. Fails saying `what` never came."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:.0f} s for {what}")
+        # Not a wait for time: this hands Playwright's event loop a turn, so the browser's
+        # callbacks (bindings, responses) reach Python; the condition decides when to go on.
+        page.wait_for_timeout(20)

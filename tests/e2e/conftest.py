@@ -21,11 +21,11 @@ from .browser import (
     AXE_REPORT,
     CHROMIUM_ARGS,
     FATAL_IMPACTS,
-    SCREENSHOTS,
     PageWatch,
     axe_violations,
     find_chromium,
     format_violations,
+    page_settled,
     screenshot,
     watch_context,
 )
@@ -41,6 +41,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.path)).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
+            # Under pytest-xdist (--dist loadgroup) the journeys share one worker: one Chromium,
+            # and the other worker keeps the rest of the suite moving beside it.
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 # --- The browser ---------------------------------------------------------------------------------
@@ -117,16 +120,6 @@ def browser_context_args() -> dict:
     }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fresh_screenshots():
-    """Every run writes its own screenshots: none left over from an older run can mislead."""
-    if SCREENSHOTS.exists():
-        for png in SCREENSHOTS.glob("*.png"):
-            png.unlink()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
-
-
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Cached verified numbers and the rate limiter's state must not leak from one test to the next."""
@@ -160,7 +153,17 @@ class Portal:
         return self.base_url + path
 
     def goto(self, path: str):
-        return self.page.goto(self.url(path))
+        """Open `path` and wait until it has settled (its htmx fragments loaded), as a person does."""
+        response = self.page.goto(self.url(path))
+        self.settled()
+        return response
+
+    def settled(self) -> None:
+        """No htmx request in flight, every swap settled (see browser.page_settled)."""
+        if self.js:
+            page_settled(self.page)
+        else:
+            self.page.wait_for_load_state()
 
     def login(self, username: str, password: str) -> None:
         """Log in through the login page, as a person does."""
@@ -168,7 +171,7 @@ class Portal:
         self.page.get_by_label("Username").fill(username)
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Log in").click()
-        self.page.wait_for_load_state()
+        self.settled()
         expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
 
     def login_as(self, user) -> None:
@@ -189,7 +192,7 @@ class Portal:
 
     def check(self, name: str | None = None) -> None:
         """The page as it is now: clean, no serious or critical axe violation, screenshot kept."""
-        self.page.wait_for_load_state()
+        self.settled()
         self.assert_clean()
         if self.js:
             # Let transitions end (an htmx indicator fading out is half-transparent for 200 ms).
@@ -292,7 +295,6 @@ def bravo_alone(tenant_b, sandbox_bravo, live_server):
 def bravo(bravo_alone, alice):
     """Tenant B, where alice is staff too (so she picks a tenant)."""
     from tests.factories import MembershipFactory
-    from trunks.models import Role
 
-    MembershipFactory(user=alice, tenant=bravo_alone, role=Role.STAFF)
+    MembershipFactory(user=alice, tenant=bravo_alone)  # staff
     return bravo_alone

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from django.utils import timezone
-
-from trunks.tenants.credentials import api_key_encrypt
+from tests.factories import tenant_key_set
 
 SANDBOX_PATH = "/sandbox/api/v1"
 
@@ -26,9 +24,4 @@ def closed_port_url() -> str:
 
 def tenant_connect(tenant, *, base_url: str, api_key: str):
     """Point `tenant` at a Crazytel (`base_url`) with `api_key`, as an admin would have done."""
-    tenant.base_url = base_url
-    tenant.api_key_ciphertext = api_key_encrypt(tenant_id=tenant.pk, plaintext=api_key)
-    tenant.api_key_last4 = api_key[-4:]
-    tenant.api_key_set_at = timezone.now()
-    tenant.save()
-    return tenant
+    return tenant_key_set(tenant, api_key, base_url=base_url)

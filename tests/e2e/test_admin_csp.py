@@ -8,7 +8,7 @@ missing asset; `Portal.assert_clean()` fails on any of them.
 
 from playwright.sync_api import expect
 
-from .browser import screenshot
+from .browser import screenshot, until
 
 ADMIN_PAGES = [
     "/admin/",
@@ -38,7 +38,6 @@ def test_the_admin_runs_under_the_csp_without_a_violation(portal, root, password
     for template in ADMIN_PAGES + PORTAL_PAGES:
         url = template.format(root=root.pk)
         response = portal.goto(url)
-        page.wait_for_load_state("networkidle")
         assert response.status == 200, url
         if url.endswith("/change/"):
             # Exercise admin's JavaScript widgets: they must work without inline script or style.
@@ -61,10 +60,7 @@ def test_the_watch_does_catch_a_violation(portal, db):
     portal.goto("/accounts/login/")
     expect(page.get_by_label("Username")).to_be_visible()
     page.evaluate("document.body.setAttribute('style', 'color: red')")
-    for _ in range(50):
-        if portal.watch.csp_violations:
-            break
-        page.wait_for_timeout(100)
+    until(page, lambda: portal.watch.csp_violations, "the CSP violation to be reported")
     assert any(v["directive"].startswith("style-src") for v in portal.watch.csp_violations)
     assert any(p.startswith("CSP violation") for p in portal.watch.problems())
     portal.watch.clear()  # provoked on purpose: not a failure of this test's teardown

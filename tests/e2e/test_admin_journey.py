@@ -42,6 +42,7 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
     admin.check("tenant-form-errors")
     assert not Tenant.objects.filter(name="Charlie Comms").exists()
 
+    admin.settled()
     slug_field.fill("charlie-comms")
     page.get_by_role("button", name="Create tenant").click()
     expect(page.get_by_role("heading", name="Charlie Comms", exact=True)).to_be_visible()
@@ -62,6 +63,7 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
     expect(page.get_by_role("heading", name="Charlie Comms", exact=True)).to_be_visible()
     key_input = page.get_by_label("Crazytel API key")
     expect(key_input).to_have_attribute("type", "password")
+    admin.settled()
     key_input.fill(key)
     page.get_by_role("button", name="Save key").click()
     expect(key_section.get_by_role("status")).to_contain_text(f"API key set: ••••{key[-4:]}")
@@ -82,6 +84,7 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
 
     # --- Add a staff member, created on the spot (their password shown once) ---------------------
     members = page.locator("#members")
+    admin.settled()
     members.get_by_label("Username").fill("sam")
     members.get_by_label("Role").select_option(label="Staff")
     members.get_by_label("Create this user if they do not exist yet").check()

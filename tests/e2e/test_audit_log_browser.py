@@ -38,6 +38,7 @@ def test_filtering_pushes_the_url_and_back_restores_the_list(portal, tenant_a, a
     # The chart (its own fragment, loaded after the table) follows the filter too.
     expect(page.locator("#audit-chart")).to_contain_text("matching the filters: 3 attempts")
 
+    portal.settled()  # the table and the chart swapped in: the search box is the new one
     page.fill("#id_q", "Failed 1")
     expect(page).to_have_url(_query_is("status=failed&q=Failed%201&sort=newest"))
     expect(rows).to_have_count(1)

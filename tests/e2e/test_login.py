@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from .browser import axe_violations
+from .browser import axe_violations, until
 
 
 def test_a_person_logs_in_after_a_wrong_password_and_logs_out(portal, charlie, password):
@@ -77,7 +77,11 @@ def test_the_csp_watcher_catches_an_inline_script(portal, charlie):
         """() => { const s = document.createElement("script");
                    s.textContent = "window.__ran = true"; document.body.append(s); }"""
     )
-    portal.page.wait_for_timeout(200)
+    until(
+        portal.page,
+        lambda: any(v["directive"].startswith("script-src") for v in portal.watch.csp_violations),
+        "the browser to report the blocked inline script",
+    )
     assert portal.page.evaluate("() => window.__ran === undefined"), "CSP let an inline script run"
     assert any(v["directive"].startswith("script-src") for v in portal.watch.csp_violations)
     with pytest.raises(AssertionError, match="CSP violation"):

@@ -155,7 +155,9 @@ def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
     # The last week, any status.
     today = timezone.localdate()
     filters.get_by_label("Status", exact=True).select_option(label="Any status")
+    manager.settled()  # each change swaps the list: the next one goes to the settled form
     filters.get_by_label("From", exact=True).fill((today - timedelta(days=7)).isoformat())
+    manager.settled()
     filters.get_by_label("To", exact=True).fill(today.isoformat())
     expect_descriptions(page, ["Lobby phone", "Reception phone", "Warehouse phone"])
     expect(page).to_have_url(re.compile(f"date_from={today - timedelta(days=7)}"))
@@ -167,7 +169,9 @@ def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
     expect_descriptions(page, ["Lobby phone", "Reception phone", "Warehouse phone"])
 
     # A date range that ends before anything happened shows nothing, and says so.
+    manager.settled()
     filters.get_by_label("To", exact=True).fill((today - timedelta(days=20)).isoformat())
+    manager.settled()
     filters.get_by_label("From", exact=True).fill((today - timedelta(days=25)).isoformat())
     expect(page.get_by_text("No records match these filters.")).to_be_visible()
     manager.check("audit-empty")
@@ -237,5 +241,5 @@ def test_the_audit_log_writes_numbers_as_the_rest_of_the_portal_does(portal, alp
     portal.goto("/audit/")
     expect(portal.page.locator(".audit-table")).to_contain_text("Lobby phone")
     portal.goto(f"/audit/{record.pk}/")
-    expect(portal.page.locator("main")).to_contain_text("03 8765 4321", timeout=2000)
+    expect(portal.page.locator("main")).to_contain_text("03 8765 4321")
     assert "(03)" not in portal.page.content()

@@ -40,7 +40,12 @@ def test_a_key_equal_to_a_fallback_secret_key_is_an_error(settings):
     assert ids(credentials_keys_check()) == ["portal.E001"]
 
 
-@pytest.mark.parametrize("bad", ["not-a-key", GOOD[:-4], "A" * 44, "ü" * 44])
+@pytest.mark.parametrize(
+    "bad",
+    ["not-a-key", GOOD[:-4], "A" * 44, "ü" * 44],
+    # Named, not shown: GOOD is made afresh in each pytest-xdist worker, whose lists must match.
+    ids=["not-a-key", "truncated", "not-random", "not-ascii"],
+)
 def test_a_key_that_is_not_a_fernet_key_is_an_error(settings, bad):
     settings.CREDENTIALS_ENCRYPTION_KEYS = [GOOD, bad]
     problems = credentials_keys_check()

@@ -119,7 +119,8 @@ def _cache_contents() -> bytes:
             )
     client = backend._cache.get_client(None, write=False)  # django's RedisCache
     parts = []
-    for key in client.scan_iter("*"):
+    # Every key of this test run's worker (cache and rate limiter share the prefix: tests/isolation.py).
+    for key in client.scan_iter(f"{backend.key_prefix}:*"):
         kind = client.type(key)
         parts.append(key)
         if kind == b"string":
