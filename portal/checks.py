@@ -112,6 +112,9 @@ def schedules_check(app_configs=None, **kwargs):
             continue
         if not callable(function):
             problems.append(
-                Error(f"Schedule {schedule.name!r}: {schedule.function!r} is not callable.", id="portal.E022")
+                Error(
+                    f"Schedule {schedule.name!r}: {schedule.function!r} is not callable.",
+                    id="portal.E022",
+                )
             )
     return problems
