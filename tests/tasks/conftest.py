@@ -1,6 +1,7 @@
 """Real worker processes (`manage.py worker`) against a database the test shares with them."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
-DEADLINE = 30.0  # seconds: generous for a loaded CI machine; a passing test takes far less
+DEADLINE = 60.0  # seconds: generous for a loaded, shared CI machine; a passing test takes far less
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float = DEADLINE, what: str) -> object:
@@ -36,8 +37,26 @@ def _postgres_url(params: dict) -> str:
     return f"postgres://{auth}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory, django_db_blocker) -> Path:
+    """A migrated SQLite file, made once per session; each test works on its own copy."""
+    path = tmp_path_factory.mktemp("tasks-db") / "template.sqlite3"
+    with django_db_blocker.unblock():
+        memory = connections["default"]
+        if memory.vendor != "sqlite":
+            return path
+        file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
+        connections["default"] = file_db
+        try:
+            call_command("migrate", verbosity=0)
+        finally:
+            file_db.close()
+            connections["default"] = memory
+    return path
+
+
 @pytest.fixture
-def shared_database(transactional_db, tmp_path, django_db_blocker):
+def shared_database(transactional_db, tmp_path, django_db_blocker, sqlite_template):
     """A database another process can open; yields the DATABASE_URL a worker needs for it.
 
     PostgreSQL: the test database itself (transactional, so the worker sees committed rows).
@@ -49,11 +68,11 @@ def shared_database(transactional_db, tmp_path, django_db_blocker):
         yield _postgres_url(memory.settings_dict)
         return
     path = tmp_path / "shared.sqlite3"
+    shutil.copyfile(sqlite_template, path)
     with django_db_blocker.unblock():
         file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
         connections["default"] = file_db
         try:
-            call_command("migrate", verbosity=0)
             yield f"sqlite:///{path}"
         finally:
             file_db.close()
