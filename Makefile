@@ -22,7 +22,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 .PHONY: help install run test lint format bench clean
 
 help:
-	@echo "make run    - set up, migrate, load demo data and serve on http://127.0.0.1:$(PORT)"
+	@echo "make run    - set up, migrate, load demo data, serve on http://127.0.0.1:$(PORT) with a worker"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make lint   - ruff check and format check"
 	@echo "make bench  - benchmarks (not part of make test)"
@@ -46,6 +46,9 @@ install: $(VENV)/.installed .env
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_seed --base-url http://127.0.0.1:$(PORT)/sandbox/api/v1
+	@# One background worker beside the server; leaving the server (Ctrl-C) stops the worker too.
+	$(PY) manage.py worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: install

@@ -85,3 +85,36 @@ def crazytel_rate_limit_check(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def schedules_check(app_configs=None, **kwargs):
+    """portal/schedules.py: unique names, and every job's function imports (a moved module fails here)."""
+    from django.utils.module_loading import import_string
+
+    from portal.schedules import SCHEDULES
+
+    problems = []
+    names = [schedule.name for schedule in SCHEDULES]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Error(f"Two schedules are named {name!r}.", id="portal.E020"))
+    for schedule in SCHEDULES:
+        try:
+            function = import_string(schedule.function)
+        except ImportError as exc:
+            problems.append(
+                Error(
+                    f"Schedule {schedule.name!r} names {schedule.function!r}, which does not import: {exc}",
+                    hint="Update its path in portal/schedules.py.",
+                    id="portal.E021",
+                )
+            )
+            continue
+        if not callable(function):
+            problems.append(
+                Error(
+                    f"Schedule {schedule.name!r}: {schedule.function!r} is not callable.",
+                    id="portal.E022",
+                )
+            )
+    return problems

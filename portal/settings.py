@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_filters",
     "axes",
+    "django_tasks_db",
     "portal.apps.PortalConfig",
     "trunks",
     "trunks.sandbox",
@@ -268,6 +269,23 @@ CREDENTIALS_ENCRYPTION_KEYS = [
 
 # The built-in Crazytel look-alike under /sandbox/api/v1/ (demo and rehearsal only).
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+
+# --- Background tasks (django.tasks) ---------------------------------------------------------------
+# "database" (django-tasks-db): tasks wait in the portal's own database until a `manage.py worker`
+# process, on this machine or any other that reaches the database, takes them. "immediate" runs a
+# task inside the request that enqueues it (tests only); "dummy" keeps it and never runs it.
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+    "dummy": "django.tasks.backends.dummy.DummyBackend",
+}
+_tasks_backend = env.str("TASKS_BACKEND", default="database")
+if _tasks_backend not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASKS_BACKEND must be one of {sorted(_TASK_BACKENDS)}.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_tasks_backend]}}
+# How often each worker's scheduler looks for periodic jobs that are due (seconds; see
+# portal/schedules.py). Each period's run is claimed once in the database, however many workers look.
+TASKS_SCHEDULER_TICK = env.float("TASKS_SCHEDULER_TICK", default=15.0)
 
 # --- Logging -------------------------------------------------------------------------------------
 LOGGING = {

@@ -55,7 +55,8 @@ def test_it_refuses_a_threshold_that_could_catch_live_calls(db):
         )
 
 
-def test_the_periodic_task_does_the_same(tenant_a, alice):
+def test_the_periodic_task_does_the_same(tenant_a, alice, settings):
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     record = _pending(tenant_a, alice, timedelta(hours=2))
     result = expire_pending_attempts.enqueue(older_than_seconds=600)
     assert result.return_value == 1

@@ -1,0 +1,44 @@
+"""Every periodic job of the portal, in one place: each worker's scheduler enqueues a job when due.
+
+A job is a plain function (a service), named by its dotted path so this module imports nothing of
+the apps; `manage.py check` proves every path imports. To add one, append a Schedule here.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    function: str  # dotted path to a plain function, called as function(**kwargs) in a worker
+    every: timedelta  # periods are aligned to the epoch, so every worker agrees on them
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # not JSON-bound: never queued
+
+
+SCHEDULES: tuple[Schedule, ...] = (
+    # Attempts a crashed process left pending become `unknown` for a manager to resolve. Also
+    # `manage.py audit_expire_pending`; harmless to run twice (each record is finished once).
+    Schedule(
+        name="audit-expire-pending",
+        function="trunks.audit.tasks.pending_attempts_expire",
+        every=timedelta(minutes=5),
+        kwargs={"older_than": timedelta(minutes=10)},
+    ),
+    # Finished task results and the scheduler's own claims, after two weeks.
+    Schedule(
+        name="task-results-prune",
+        function="portal.tasks.task_results_prune",
+        every=timedelta(days=1),
+        kwargs={"older_than": timedelta(days=14)},
+    ),
+)
+
+
+def schedule_get(name: str, *, schedules: tuple[Schedule, ...] = SCHEDULES) -> Schedule:
+    for schedule in schedules:
+        if schedule.name == name:
+            return schedule
+    raise LookupError(f"No schedule named {name!r} in portal/schedules.py.")

@@ -1,0 +1,126 @@
+"""Real worker processes (`manage.py worker`) against a database the test shares with them."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+
+DEADLINE = 60.0  # seconds: generous for a loaded, shared CI machine; a passing test takes far less
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = DEADLINE, what: str) -> object:
+    """Poll `predicate` until it returns something true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _postgres_url(params: dict) -> str:
+    auth = quote(params["USER"] or "", safe="")
+    if params.get("PASSWORD"):
+        auth += ":" + quote(params["PASSWORD"], safe="")
+    return f"postgres://{auth}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory, django_db_blocker) -> Path:
+    """A migrated SQLite file, made once per session; each test works on its own copy."""
+    path = tmp_path_factory.mktemp("tasks-db") / "template.sqlite3"
+    with django_db_blocker.unblock():
+        memory = connections["default"]
+        if memory.vendor != "sqlite":
+            return path
+        file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
+        connections["default"] = file_db
+        try:
+            call_command("migrate", verbosity=0)
+        finally:
+            file_db.close()
+            connections["default"] = memory
+    return path
+
+
+@pytest.fixture
+def shared_database(transactional_db, tmp_path, django_db_blocker, sqlite_template):
+    """A database another process can open; yields the DATABASE_URL a worker needs for it.
+
+    PostgreSQL: the test database itself (transactional, so the worker sees committed rows).
+    SQLite: the test database is in memory and private to this process, so this test swaps in a
+    migrated file database and swaps the in-memory one back afterwards.
+    """
+    memory = connections["default"]
+    if memory.vendor == "postgresql":
+        yield _postgres_url(memory.settings_dict)
+        return
+    path = tmp_path / "shared.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    with django_db_blocker.unblock():
+        file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
+        connections["default"] = file_db
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            file_db.close()
+            connections["default"] = memory
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen, log: Path):
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # graceful: finishes the task in hand
+            try:
+                self.process.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_worker(shared_database, tmp_path):
+    """Start `manage.py worker` processes on the shared database; all are stopped afterwards."""
+    workers: list[Worker] = []
+
+    def start(*extra: str) -> Worker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        env = {**os.environ, "DATABASE_URL": shared_database, "PYTHONUNBUFFERED": "1"}
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "worker", "--no-reload", "--no-startup-delay",
+                 "--interval", "0.05", *extra],
+                cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        worker = Worker(process, log)
+        workers.append(worker)
+        wait_until(
+            lambda: "Starting worker" in worker.output() or process.poll() is not None,
+            what="the worker to start",
+        )
+        assert process.poll() is None, worker.output()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
