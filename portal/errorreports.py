@@ -68,7 +68,8 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
         if "data" in request:
             request["data"] = FILTERED
         request.pop("cookies", None)
-        request["query_string"] = _scrub_query_string(request.get("query_string"))
+        if "query_string" in request:
+            request["query_string"] = _scrub_query_string(request["query_string"])
     for exception in (event.get("exception") or {}).get("values") or []:
         for frame in (exception.get("stacktrace") or {}).get("frames") or []:
             frame.pop("vars", None)
@@ -96,7 +97,6 @@ def sentry_init(*, dsn: str, environment: str, release: str = "", **options: Any
         # Exceptions come through the Django integration; logged errors only as breadcrumbs (the
         # request log's ERROR line for a 500 would report every failure twice).
         integrations=[DjangoIntegration(), LoggingIntegration(event_level=None)],
-        send_default_pii=False,
         include_local_variables=False,
         max_request_body_size="never",
         before_send=scrub_event,
