@@ -49,7 +49,9 @@ class PortalJsonFormatter(JsonFormatter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("timestamp", "time")
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
-        super().__init__("%(levelname)s %(name)s %(message)s %(request_id)s", *args, **kwargs)
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(request_id)s %(process)d", *args, **kwargs
+        )
 
     def add_fields(self, log_data, record, message_dict) -> None:
         super().add_fields(log_data, record, message_dict)
