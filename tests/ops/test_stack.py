@@ -26,8 +26,11 @@ SCHEMA = ROOT / "portal" / "ops" / "compose-spec.json"
 
 
 def _conf(monkeypatch, **env) -> dict:
+    """The config file's values. It sets PROMETHEUS_MULTIPROC_DIR in os.environ itself: setenv
+    first, so that monkeypatch restores the original afterwards (later subprocesses must not
+    inherit a directory this test removed)."""
     for name in ("PROMETHEUS_MULTIPROC_DIR", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(CONF))
@@ -60,8 +63,11 @@ def test_gunicorn_timeouts_fit_crazytels(monkeypatch, tmp_path):
 
 
 def test_gunicorn_gets_a_metrics_directory_and_empties_it_at_start(monkeypatch, tmp_path):
-    conf = _conf(monkeypatch)
-    made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    with monkeypatch.context() as patched:
+        conf = _conf(patched)
+        made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == before, "the environment is restored"
     assert made.is_dir() and made.name.startswith("portal-metrics-")
     made.rmdir()
     conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
