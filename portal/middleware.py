@@ -1,5 +1,7 @@
-"""Cross-cutting middleware: session lifetime and htmx-aware login redirects."""
+"""Cross-cutting middleware: request ids, logs and metrics, session lifetime, htmx-aware login
+redirects."""
 
+import logging
 import time
 import uuid
 from urllib.parse import urlencode
@@ -7,9 +9,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import resolve_url
+from django.utils.functional import SimpleLazyObject, empty
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.clientip import client_ip_from
+from portal.logs import request_id_bind, request_id_reset
+from portal.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+request_logger = logging.getLogger("portal.request")
 
 SESSION_STARTED_KEY = "portal_session_started"
 SESSION_REFRESHED_KEY = "portal_session_refreshed"
@@ -84,15 +91,94 @@ class HtmxLoginRedirectMiddleware:
 
 
 class RequestIdMiddleware:
-    """Give each request an id (kept in the audit log and sent back as X-Request-ID), and the
-    client's address as trusted proxies report it (request.client_ip; see portal.clientip)."""
+    """Give each request an id and log it when answered, with its metrics.
+
+    The id is kept in the audit log (request.request_id), sent back as X-Request-ID, and bound to
+    a context variable for code that never sees the request (portal.logs.current_request_id). The
+    client's address as trusted proxies report it is request.client_ip (see portal.clientip).
+
+    One log line per request on `portal.request`: method, route name, status, duration, user id,
+    tenant (whatever a view put on `request.log_tenant`) and the request id; the same request is
+    counted in portal.metrics. Outermost, so the time covers every other middleware.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        started = time.perf_counter()
         request.request_id = uuid.uuid4().hex
         request.client_ip = client_ip_from(request)
-        response = self.get_response(request)
-        response["X-Request-ID"] = request.request_id
-        return response
+        token = request_id_bind(request.request_id)
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request.request_id
+            request_observe(request, response, seconds=time.perf_counter() - started)
+            return response
+        finally:
+            request_id_reset(token)
+
+
+# Not worth an INFO line each: load balancers and Prometheus poll these.
+QUIET_ROUTES = frozenset({"healthz", "metrics"})
+
+
+def _route(request) -> str:
+    """The URL pattern's name (`trunks:create`): a bounded set, unlike paths with ids in them."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        return match.view_name or "unnamed"
+    if request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
+        return "static"
+    return "unmatched"
+
+
+def _user_id(request) -> int | None:
+    """The signed-in user's id, if something in this request already looked the user up (no
+    extra query just for the log line)."""
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        return None
+    if user is None or not user.is_authenticated:
+        return None
+    return user.pk
+
+
+def _tenant(request) -> str:
+    tenant = getattr(request, "log_tenant", None)
+    if tenant is None:
+        return ""
+    return str(getattr(tenant, "slug", tenant))
+
+
+def request_observe(request, response, *, seconds: float) -> None:
+    """Log and count one answered request."""
+    route = _route(request)
+    status = response.status_code
+    HTTP_REQUESTS.labels(route=route, method=request.method, status=str(status)).inc()
+    HTTP_LATENCY.labels(route=route, method=request.method).observe(seconds)
+    if status >= 500:
+        level = logging.ERROR
+    elif route in QUIET_ROUTES:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    fields = {
+        "method": request.method,
+        "route": route,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 1),
+        "user_id": _user_id(request),
+        "tenant": _tenant(request),
+        "client_ip": getattr(request, "client_ip", None),
+    }
+    request_logger.log(
+        level,
+        "%s %s %s %.0f ms",
+        request.method,
+        route,
+        status,
+        fields["duration_ms"],
+        extra=fields,
+    )

@@ -34,6 +34,12 @@ SCHEDULES: tuple[Schedule, ...] = (
         every=timedelta(days=1),
         kwargs={"older_than": timedelta(days=14)},
     ),
+    # django-axes' access logs and spent failure counters (they grow without bound otherwise).
+    Schedule(
+        name="axes-records-prune",
+        function="portal.tasks.axes_records_prune_retained",
+        every=timedelta(days=1),
+    ),
 )
 
 

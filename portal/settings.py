@@ -1,11 +1,15 @@
 """The portal's one settings module: every value comes from the environment (see .env.example)."""
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+from portal.errorreports import sentry_init
+from portal.logs import LOG_FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -176,7 +180,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https so Django knows the original request was HTTPS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers and container healthchecks probe over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 _proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -288,17 +292,57 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_tasks_backend]}}
 TASKS_SCHEDULER_TICK = env.float("TASKS_SCHEDULER_TICK", default=15.0)
 
 # --- Logging -------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-    },
-}
+# json: one JSON object per line (production; collectors parse it). console: readable lines.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(
+        f"LOG_FORMAT must be one of {list(LOG_FORMATS)}, not {LOG_FORMAT!r}."
+    )
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+
+# --- Metrics (/metrics for Prometheus) -----------------------------------------------------------
+# Answered to `Authorization: Bearer <METRICS_TOKEN>`, or to clients inside these networks (CIDRs,
+# comma-separated; the client address as TRUSTED_PROXY_COUNT reads it). Neither set: always 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network."
+        ) from None
+
+# --- Error reports (Sentry, optional) ------------------------------------------------------------
+SENTRY_DSN = env_secret("SENTRY_DSN")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="development" if DEBUG else "production"),
+        release=env.str("SENTRY_RELEASE", default=""),
+    )
+
+# --- E-mail --------------------------------------------------------------------------------------
+# Django 6.1's MAILERS (EMAIL_BACKEND and the other EMAIL_* settings are deprecated). The portal
+# sends no mail of its own: "default" is for Django's error mails if ADMINS is ever set. In DEBUG
+# mail is printed; otherwise it goes to SMTP_HOST (Django's old default: localhost:25).
+if DEBUG:
+    _mailer = {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+else:
+    _mailer = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": env.str("SMTP_HOST", default="localhost"),
+            "port": env.int("SMTP_PORT", default=25),
+            "username": env.str("SMTP_USER", default="") or None,
+            "password": env_secret("SMTP_PASSWORD") or None,
+            "use_tls": env_bool("SMTP_USE_TLS", False),
+            "timeout": 10,
+        },
+    }
+MAILERS = {"default": _mailer}
+
+# --- Housekeeping --------------------------------------------------------------------------------
+# django-axes' login records (attempts, access and failure logs) older than this are deleted by
+# `manage.py axes_prune` / the portal.tasks.axes_records_prune task.
+AXES_RECORDS_RETENTION_DAYS = env.int("AXES_RECORDS_RETENTION_DAYS", default=90)

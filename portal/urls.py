@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import health, views
+from portal import health, metrics_view, views
 from trunks.reauth import reauth_view
 
 admin.site.site_header = "Crazytel trunk portal — administration"
@@ -14,6 +14,7 @@ admin.site.site_title = "Crazytel trunk portal"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/confirm-password/", reauth_view, name="reauth"),

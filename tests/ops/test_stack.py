@@ -1,0 +1,203 @@
+"""The production stack's shape: gunicorn's settings, docker-compose.yml against the Compose
+Specification's schema, and gunicorn with three workers answering /metrics for all of them."""
+
+import hashlib
+import json
+import os
+import runpy
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsonschema
+import pytest
+import yaml
+from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(settings.BASE_DIR)
+CONF = ROOT / "portal" / "gunicorn_conf.py"
+SCHEMA = ROOT / "portal" / "ops" / "compose-spec.json"
+
+
+def _conf(monkeypatch, **env) -> dict:
+    """The config file's values. It sets PROMETHEUS_MULTIPROC_DIR in os.environ itself: setenv
+    first, so that monkeypatch restores the original afterwards (later subprocesses must not
+    inherit a directory this test removed)."""
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
+        monkeypatch.setenv(name, "")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def test_gunicorn_reads_workers_and_threads_from_the_environment(monkeypatch, tmp_path):
+    conf = _conf(
+        monkeypatch,
+        GUNICORN_WORKERS="5",
+        GUNICORN_THREADS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    assert (conf["workers"], conf["threads"], conf["worker_class"]) == (5, 2, "gthread")
+    assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
+    assert conf["accesslog"] is None
+
+
+def test_gunicorn_timeouts_fit_crazytels(monkeypatch, tmp_path):
+    conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    one_call = settings.CRAZYTEL_CONNECT_TIMEOUT + settings.CRAZYTEL_TIMEOUT  # 25 s
+    # Never killed while two upstream calls (numbers, then the create) may still answer...
+    assert conf["timeout"] > 2 * (one_call + settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT)
+    # ...and a create in flight at shutdown may finish its call and record its outcome.
+    assert conf["graceful_timeout"] > one_call
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    grace = int(compose["services"]["web"]["stop_grace_period"].rstrip("s"))
+    assert grace > conf["graceful_timeout"], "Docker must not kill before gunicorn's grace ends"
+    slower = _conf(monkeypatch, CRAZYTEL_TIMEOUT="40", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    assert slower["timeout"] > 2 * (5 + 40) and slower["graceful_timeout"] > 45
+
+
+def test_gunicorn_gets_a_metrics_directory_and_empties_it_at_start(monkeypatch, tmp_path):
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    with monkeypatch.context() as patched:
+        conf = _conf(patched)
+        made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") == before, "the environment is restored"
+    assert made.is_dir() and made.name.startswith("portal-metrics-")
+    made.rmdir()
+    conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    (tmp_path / "counter_123.db").write_bytes(b"stale")
+    conf["on_starting"](None)
+    assert list(tmp_path.iterdir()) == []
+
+
+LIVE_GAUGE = """
+import os
+from prometheus_client import Gauge
+Gauge("portal_test_live", "x", multiprocess_mode="livesum").set(1)
+print(os.getpid())
+"""
+
+
+def test_a_dead_workers_live_gauges_are_dropped(monkeypatch, tmp_path):
+    conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    pid = subprocess.run(
+        [sys.executable, "-c", LIVE_GAUGE],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert (tmp_path / f"gauge_livesum_{pid}.db").exists()
+    conf["child_exit"](None, SimpleNamespace(pid=int(pid)))
+    assert not (tmp_path / f"gauge_livesum_{pid}.db").exists()
+
+
+def test_docker_compose_follows_the_compose_specification():
+    schema = json.loads(SCHEMA.read_text())
+    note = (SCHEMA.parent / "compose-spec.README.md").read_text()
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() in note, "the source note is current"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jsonschema.validate(compose, schema, cls=jsonschema.Draft202012Validator)
+    # The validator does catch a mistake (so the test above means something).
+    broken = {**compose, "services": {"web": {**compose["services"]["web"], "restart": 3}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+
+
+# --- gunicorn for real ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, token: str = "") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def gunicorn_3_workers(tmp_path):
+    port = _free_port()
+    token = "gunicorn-metrics-token-0123456789"
+    log = (tmp_path / "gunicorn.log").open("w+")
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "gunicorn-test-secret-key-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "CACHE_URL": "locmemcache://",
+        "METRICS_TOKEN": token,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "3",
+        "GUNICORN_THREADS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _get(f"{base}/healthz")[0] in (200, 503):
+                break
+        except OSError:
+            pass
+        assert server.poll() is None, "gunicorn exited"
+        assert time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.1)
+    yield SimpleNamespace(base=base, token=token, log=log, pid=server.pid)
+    server.terminate()
+    server.wait(timeout=60)
+    log.close()
+
+
+def test_three_workers_one_metrics_endpoint(gunicorn_3_workers):
+    """Every worker's requests are in any worker's answer to /metrics; lines are JSON."""
+    g = gunicorn_3_workers
+    before = _healthz_count(g)
+    for _ in range(30):
+        assert _get(f"{g.base}/healthz")[0] == 200
+    assert _healthz_count(g) - before == 30
+    assert _get(f"{g.base}/metrics")[0] == 404
+    assert _get(f"{g.base}/metrics", token="wrong")[0] == 404
+
+    g.log.flush()
+    g.log.seek(0)
+    lines = [json.loads(line) for line in g.log if line.startswith("{")]
+    served = [o for o in lines if o["logger"] == "portal.request" and o["route"] == "healthz"]
+    assert len(served) >= 30
+    assert {o["process"] for o in served} - {g.pid}, "workers, not the master, served"
+    assert all(len(o["request_id"]) == 32 for o in served)
+
+
+def _healthz_count(g) -> float:
+    status, body = _get(f"{g.base}/metrics", token=g.token)
+    assert status == 200
+    total = 0.0
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "portal_http_requests_total" and sample.labels["route"] == "healthz":
+                total += sample.value
+    return total
