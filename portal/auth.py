@@ -1,13 +1,46 @@
-"""Login-related glue: the lockout page, and the session's start time for the absolute timeout."""
+"""Login-related glue: the log-in page (who may use a password), the lockout page, and the
+session's start time for the absolute timeout."""
 
 import time
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
+from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.shortcuts import render
 
 from portal.middleware import SESSION_STARTED_KEY
+
+
+class PortalAuthenticationForm(AuthenticationForm):
+    """Django's form, with LOCAL_LOGIN deciding who may still log in with a portal password."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not local_login_allowed(user):
+            raise ValidationError(
+                f"Your account signs in with {settings.OIDC_BUTTON_LABEL}: use the button above.",
+                code="local_login_off",
+            )
+
+
+def local_login_allowed(user) -> bool:
+    if settings.LOCAL_LOGIN == "all":
+        return True
+    return settings.LOCAL_LOGIN == "superusers" and user.is_superuser
+
+
+class PortalLoginView(auth_views.LoginView):
+    form_class = PortalAuthenticationForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["oidc_enabled"] = settings.OIDC_ENABLED
+        context["oidc_label"] = settings.OIDC_BUTTON_LABEL
+        context["local_login"] = settings.LOCAL_LOGIN
+        return context
 
 
 def _minutes(seconds: float) -> str:
@@ -29,7 +62,14 @@ def lockout_response(request, original_response=None, credentials=None):
     form = AuthenticationForm(request)
     username = (credentials or {}).get("username") or request.POST.get("username", "")
     form.initial["username"] = username[:150] if isinstance(username, str) else ""
-    context = {"form": form, "lockout_message": message, "next": request.POST.get("next", "")}
+    context = {
+        "form": form,
+        "lockout_message": message,
+        "next": request.POST.get("next", ""),
+        "oidc_enabled": settings.OIDC_ENABLED,
+        "oidc_label": settings.OIDC_BUTTON_LABEL,
+        "local_login": settings.LOCAL_LOGIN,
+    }
     # 429 Too Many Requests, with the page a person can read (not a bare 403 text).
     response = render(request, "registration/login.html", context, status=429)
     if cool_off:

@@ -97,3 +97,58 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class SecondFactorMiddleware:
+    """A local (password) session that must show a second factor sees only the second-factor pages
+    (and log-out) until it has: enrolment for superusers and tenant admins without one, the code
+    for anyone with an authenticator. Sessions from the identity provider are never asked."""
+
+    ALLOWED_URL_NAMES = ("two_factor_verify", "two_factor_setup", "two_factor_recovery", "logout")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from trunks.accounts.second_factor import (
+            second_factor_enrolled,
+            second_factor_needed,
+        )
+
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not user.is_verified()
+            and not self._allowed(request)
+            and second_factor_needed(request=request)
+        ):
+            target = (
+                "two_factor_verify" if second_factor_enrolled(user=user) else "two_factor_setup"
+            )
+            from urllib.parse import urlencode
+
+            from django.urls import reverse
+
+            url = f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}"
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(url)
+            from django.shortcuts import redirect
+
+            return redirect(url)
+        return self.get_response(request)
+
+    def _allowed(self, request) -> bool:
+        from django.urls import Resolver404, resolve
+
+        if request.path.startswith(
+            settings.STATIC_URL
+            if settings.STATIC_URL.startswith("/")
+            else "/" + settings.STATIC_URL
+        ):
+            return True
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return True
+        return match.url_name in self.ALLOWED_URL_NAMES

@@ -2,11 +2,10 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import health, views
-from trunks.reauth import reauth_view
+from portal import health, oidc, two_factor, views
+from portal.auth import PortalLoginView
 
 admin.site.site_header = "Crazytel trunk portal — administration"
 admin.site.site_title = "Crazytel trunk portal"
@@ -14,9 +13,18 @@ admin.site.site_title = "Crazytel trunk portal"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/confirm-password/", reauth_view, name="reauth"),
+    path("accounts/login/", PortalLoginView.as_view(), name="login"),
+    path("accounts/logout/", oidc.logout_view, name="logout"),
+    path("accounts/oidc/login/", oidc.oidc_login, name="oidc_login"),
+    path("accounts/oidc/callback/", oidc.oidc_callback, name="oidc_callback"),
+    path("accounts/confirm-password/", two_factor.reauth_view, name="reauth"),
+    path("accounts/two-factor/", two_factor.two_factor_verify, name="two_factor_verify"),
+    path("accounts/two-factor/setup/", two_factor.two_factor_setup, name="two_factor_setup"),
+    path(
+        "accounts/two-factor/recovery-codes/",
+        two_factor.two_factor_recovery,
+        name="two_factor_recovery",
+    ),
     path("admin/", admin.site.urls),
     path("", include("trunks.urls")),
 ]
