@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 import * as jose from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const users = new Map(config.users.map((user) => [user.sub, { ...user }]));
@@ -68,6 +68,20 @@ const server = createServer();
 await new Promise((resolve) => server.listen(config.port || 0, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
+// A person disabled since their last sign-in must log in again (and is refused there), as when an
+// IdP ends a disabled account's sessions.
+const policy = interactionPolicy.base();
+policy.get('login').checks.add(new interactionPolicy.Check(
+  'account_disabled',
+  'the account was disabled',
+  (ctx) => {
+    const id = ctx.oidc.session.accountId;
+    return id && users.get(id)?.disabled
+      ? interactionPolicy.Check.REQUEST_PROMPT
+      : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  },
+));
+
 const provider = new Provider(issuer, {
   clients: config.clients.map((client) => ({
     grant_types: ['authorization_code'],
@@ -93,8 +107,11 @@ const provider = new Provider(issuer, {
   ttl: { IdToken: 300, AccessToken: 300, Session: 3600, Interaction: 600, Grant: 3600 },
   async findAccount(ctx, sub) {
     const user = users.get(sub);
-    // A disabled person is unknown here: an existing provider session does not sign them in.
-    if (!user || user.disabled) return undefined;
+    if (!user) return undefined;
+    // No tokens for a disabled person (the login prompt refuses them; see the policy above).
+    if (user.disabled && ctx?.oidc?.route !== 'authorization' && ctx?.oidc?.route !== 'resume') {
+      return undefined;
+    }
     return {
       accountId: sub,
       async claims() {
@@ -110,12 +127,14 @@ const provider = new Provider(issuer, {
       },
     };
   },
-  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  interactions: { policy, url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = `<!doctype html><html><body><h1>Provider error</h1><pre id="error">${escapeHtml(JSON.stringify(out))}</pre></body></html>`;
   },
 });
+
+provider.on('server_error', (ctx, error) => process.stderr.write(`server_error: ${error.stack}\n`));
 
 // The misbehaving provider: rewrite the next ID token once, after the real one was issued.
 provider.use(async (ctx, next) => {
