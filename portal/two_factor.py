@@ -16,6 +16,7 @@ from trunks.accounts.second_factor import (
     second_factor_locked,
     second_factor_needed,
     second_factor_required,
+    second_factor_throttled,
     second_factor_verify,
     signed_in_through_provider,
     totp_device_confirm,
@@ -26,6 +27,8 @@ from trunks.accounts.second_factor import (
 from trunks.reauth import ReauthForm, _safe_next, reauth_mark
 
 RECOVERY_SHOWN_KEY = "two_factor_recovery_codes"
+WRONG_CODE = "That code is not right, or was used already. Try the current one."
+THROTTLED = "Too many wrong codes in a row: wait a few seconds, then type the current code."
 
 
 class CodeForm(forms.Form):
@@ -52,12 +55,13 @@ def two_factor_verify(request: HttpRequest):
         return lockout_response(request, credentials={"username": user.get_username()})
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        throttled = second_factor_throttled(user=user)
         if second_factor_verify(request=request, user=user, code=form.cleaned_data["code"]):
             return redirect(next_url)
         if second_factor_locked(request=request, user=user):
             logout(request)
             return lockout_response(request, credentials={"username": user.get_username()})
-        form.add_error("code", "That code is not right, or was used already. Try the current one.")
+        form.add_error("code", THROTTLED if throttled else WRONG_CODE)
     return render(request, "registration/two_factor_verify.html", {"form": form, "next": next_url})
 
 
@@ -132,7 +136,7 @@ def reauth_view(request: HttpRequest):
         elif needs_code and not second_factor_verify(
             request=request, user=user, code=form.cleaned_data["code"], login=False
         ):
-            form.add_error("code", "That code is not right, or was used already.")
+            form.add_error("code", WRONG_CODE)
         else:
             reauth_mark(request)
             return redirect(next_url)

@@ -103,6 +103,12 @@ def _digits(code: str) -> str:
     return "".join(str(code or "").split())[:32]
 
 
+def second_factor_throttled(*, user) -> bool:
+    """Whether django-otp's back-off (after a wrong code) holds every device of this person."""
+    devices = list(devices_for_user(user, confirmed=True))
+    return bool(devices) and not any(d.verify_is_allowed()[0] for d in devices)
+
+
 def second_factor_locked(*, request: HttpRequest, user) -> bool:
     return AxesProxyHandler.is_locked(request, {"username": user.get_username()})
 
