@@ -278,6 +278,17 @@ def _group_roles(raw: str) -> dict[str, list[tuple[str, str]]]:
     return mapping
 
 
+def csp_form_action(issuer: str) -> list[str]:
+    """Log-out is a form whose answer redirects to the provider's end-session endpoint: browsers
+    apply form-action to that redirect, so the provider's origin must be allowed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    return [CSP.SELF, f"{parts.scheme}://{parts.netloc}"] if issuer else [CSP.SELF]
+
+
+SECURE_CSP["form-action"] = csp_form_action(OIDC_ISSUER)
+
 # e.g. voice-acme-admins=acme:admin,voice-acme=acme:staff. Applied at every provider sign-in.
 OIDC_GROUP_ROLES = _group_roles(env.str("OIDC_GROUP_ROLES", default=""))
 
