@@ -110,10 +110,7 @@ class SecondFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from trunks.accounts.second_factor import (
-            second_factor_enrolled,
-            second_factor_needed,
-        )
+        from trunks.accounts.second_factor import second_factor_enrolled
 
         user = getattr(request, "user", None)
         if (
@@ -121,7 +118,7 @@ class SecondFactorMiddleware:
             and user.is_authenticated
             and not user.is_verified()
             and not self._allowed(request)
-            and second_factor_needed(request=request)
+            and not self._recently_not_needed(request)
         ):
             target = (
                 "two_factor_verify" if second_factor_enrolled(user=user) else "two_factor_setup"
@@ -137,6 +134,25 @@ class SecondFactorMiddleware:
 
             return redirect(url)
         return self.get_response(request)
+
+    @staticmethod
+    def _recently_not_needed(request) -> bool:
+        """Whether a check in the last SESSION_REFRESH_INTERVAL seconds found no second factor
+        needed for this session: spares the device and role queries on every request, without
+        writing the session (kept in the cache, by session key; a new log-in has a new key).
+        Enrolling or becoming an admin takes effect within that interval."""
+        from django.core.cache import cache
+
+        from trunks.accounts.second_factor import second_factor_needed
+
+        key = f"second-factor-not-needed:{request.session.session_key}"
+        if request.session.session_key and cache.get(key):
+            return True
+        if second_factor_needed(request=request):
+            return False
+        if request.session.session_key:
+            cache.set(key, True, settings.SESSION_REFRESH_INTERVAL)
+        return True
 
     def _allowed(self, request) -> bool:
         from django.urls import Resolver404, resolve

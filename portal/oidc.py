@@ -23,7 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from trunks.accounts.models import SignInOutcome
+from trunks.accounts.models import OidcIdentity, SignInOutcome
 from trunks.accounts.second_factor import AUTH_METHOD_KEY, AUTH_METHOD_OIDC
 from trunks.accounts.services import (
     OidcClaims,
@@ -189,10 +189,11 @@ def oidc_callback(request: HttpRequest):
             reason = _reason_for(error)
             raise SignInRefused(REFUSALS[reason], reason=reason) from error
         claims = _claims_from(client, token)
-        user = oidc_user_resolve(claims=claims)
         reauth = request.session.pop(REAUTH_KEY, None)
         if reauth is not None:
-            return _reauth_finish(request, reauth=reauth, user=user, token=token, claims=claims)
+            # Only confirms who is signed in already: never links, creates or switches a user.
+            return _reauth_finish(request, reauth=reauth, token=token, claims=claims)
+        user = oidc_user_resolve(claims=claims)
     except SignInRefused as refusal:
         return _refused(request, refusal, claims=claims)
 
@@ -212,9 +213,17 @@ def oidc_callback(request: HttpRequest):
     return redirect(_safe_next(request, next_url))
 
 
-def _reauth_finish(request, *, reauth: dict, user, token: dict, claims: OidcClaims):
+def _reauth_finish(request, *, reauth: dict, token: dict, claims: OidcClaims):
     auth_time = token["userinfo"].get("auth_time")
-    if not request.user.is_authenticated or user.pk != reauth["user"] or user.pk != request.user.pk:
+    user = request.user
+    same_person = (
+        user.is_authenticated
+        and user.pk == reauth["user"]
+        and OidcIdentity.objects.filter(
+            user=user, issuer=claims.issuer, subject=claims.subject
+        ).exists()
+    )
+    if not same_person:
         raise SignInRefused(
             "You confirmed as someone else at the identity provider; nothing was changed.",
             reason="reauth_other_user",

@@ -78,6 +78,14 @@ def provider_leg(browser: requests.Session, url: str, login: str, password: str)
                     timeout=10,
                 )
                 continue
+            if response.status_code == 200 and form and 'type="hidden"' in response.text:
+                # A page that submits itself with script (the provider ending the old session
+                # when another person signs in): submit it as the browser would.
+                fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
+                response = browser.post(
+                    urljoin(url, form.group(1)), data=fields, allow_redirects=False, timeout=10
+                )
+                continue
             raise ProviderRefused(response.text)
     raise AssertionError("too many redirects at the provider")
 

@@ -286,3 +286,39 @@ def test_a_provider_sign_in_is_not_asked_for_a_second_factor(client, oidc, sign_
     adam.save()
     sign_in("adam.sso")
     assert client.get("/tenants/").status_code == 200
+
+
+# --- Re-authentication before a sensitive change ----------------------------------------------
+
+
+def test_a_provider_user_confirms_a_sensitive_change_by_signing_in_there_again(
+    client, oidc, sign_in
+):
+    from trunks.reauth import REAUTH_SESSION_KEY
+
+    first = sign_in("newbie")
+    page = client.get("/accounts/confirm-password/?next=/tenants/alpha/key/")
+    assert "Sign in again to confirm" in page.content.decode()
+    start = client.get("/accounts/oidc/login/?reauth=1&next=/tenants/alpha/key/")
+    params = parse_qs(urlparse(start["Location"]).query)
+    assert params["prompt"] == ["login"] and params["max_age"] == ["0"]
+    # The provider asks for the password again although its session is alive.
+    login_page = first.browser.get(start["Location"], timeout=10)
+    assert 'name="password"' in login_page.text
+    callback = provider_leg(first.browser, start["Location"], "newbie", "provider-password-1")
+    response = client.get(callback)
+    assert response["Location"] == "/tenants/alpha/key/"
+    assert REAUTH_SESSION_KEY in client.session
+
+
+def test_confirming_as_someone_else_at_the_provider_is_refused(client, oidc, sign_in):
+    from trunks.reauth import REAUTH_SESSION_KEY
+
+    first = sign_in("newbie")
+    start = client.get("/accounts/oidc/login/?reauth=1")
+    callback = provider_leg(first.browser, start["Location"], "dora", "provider-password-1")
+    response = client.get(callback)
+    assert response.status_code == 403
+    assert "someone else" in response.content.decode()
+    assert REAUTH_SESSION_KEY not in client.session
+    assert last_event().reason == "reauth_other_user"

@@ -53,9 +53,31 @@ class TestUser:
         return dict(self.__dict__)
 
 
+NODE_MINIMUM = (20, 19)
+
+
+def _installed() -> bool:
+    """node_modules holds what package-lock.json pins (npm ci writes its own copy of the lock)."""
+    installed = PROVIDER_DIR / "node_modules" / ".package-lock.json"
+    lock = PROVIDER_DIR / "package-lock.json"
+    return installed.is_file() and installed.stat().st_mtime >= lock.stat().st_mtime
+
+
+def node_check(node: str) -> None:
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.strip()
+    parts = tuple(int(p) for p in version.lstrip("v").split(".")[:2] if p.isdigit())
+    if parts < NODE_MINIMUM:
+        raise ProviderUnavailable(
+            f"The test OIDC provider (oidc-provider 9) needs Node.js 20.19 or newer; found {version!r}."
+        )
+
+
 def node_modules_ensure() -> None:
-    """`npm ci` from the lock file when node_modules is missing (once, whatever runs in parallel)."""
-    if (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+    """`npm ci` from the lock file when node_modules is missing or older than the lock (once,
+    whatever runs in parallel)."""
+    if _installed():
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -63,7 +85,7 @@ def node_modules_ensure() -> None:
     lock_path = PROVIDER_DIR / ".npm-ci.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+        if _installed():
             return
         result = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--omit=dev"],
@@ -115,6 +137,7 @@ class OidcTestProvider:
         node = shutil.which("node")
         if node is None:
             raise ProviderUnavailable("Node.js is not installed (Debian: apt-get install nodejs).")
+        node_check(node)
         node_modules_ensure()
         self._config_dir = tempfile.TemporaryDirectory(prefix="oidc-provider-")
         config_path = Path(self._config_dir.name) / "config.json"
