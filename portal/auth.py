@@ -4,6 +4,7 @@ session's start time for the absolute timeout."""
 import time
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
@@ -14,16 +15,25 @@ from django.shortcuts import render
 from portal.middleware import SESSION_STARTED_KEY
 
 
-class PortalAuthenticationForm(AuthenticationForm):
-    """Django's form, with LOCAL_LOGIN deciding who may still log in with a portal password."""
+class LocalLoginPolicyMixin:
+    """LOCAL_LOGIN decides who may still log in with a portal password (on every password form)."""
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
         if not local_login_allowed(user):
             raise ValidationError(
-                f"Your account signs in with {settings.OIDC_BUTTON_LABEL}: use the button above.",
+                f"Your account signs in with {settings.OIDC_BUTTON_LABEL}: use the button on "
+                "the portal's log-in page.",
                 code="local_login_off",
             )
+
+
+class PortalAuthenticationForm(LocalLoginPolicyMixin, AuthenticationForm):
+    """The portal's log-in form."""
+
+
+class PortalAdminAuthenticationForm(LocalLoginPolicyMixin, AdminAuthenticationForm):
+    """Django admin's own log-in form, held to the same LOCAL_LOGIN rule."""
 
 
 def local_login_allowed(user) -> bool:

@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal import health, oidc, two_factor, views
-from portal.auth import PortalLoginView
+from portal.auth import PortalAdminAuthenticationForm, PortalLoginView
 
 admin.site.site_header = "Crazytel trunk portal — administration"
 admin.site.site_title = "Crazytel trunk portal"
+admin.site.login_form = PortalAdminAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),

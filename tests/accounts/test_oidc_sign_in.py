@@ -268,6 +268,14 @@ def test_local_login_none_refuses_every_password(client, oidc, settings, root, p
     assert 'name="password"' not in client.get("/accounts/login/").content.decode()
 
 
+def test_local_login_none_holds_for_django_admins_login_too(client, oidc, settings, root, password):
+    settings.LOCAL_LOGIN = "none"
+    response = client.post("/admin/login/?next=/admin/", {"username": "root", "password": password})
+    assert response.status_code == 200
+    assert "signs in with Example SSO" in response.content.decode()
+    assert signed_in_as(client) is None
+
+
 def test_local_login_superusers_lets_only_superusers_use_a_password(
     client, oidc, settings, root, charlie, password
 ):
