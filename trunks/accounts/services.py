@@ -196,7 +196,7 @@ def group_roles_apply(*, user, groups: list[str], request: HttpRequest | None = 
             logger.warning("OIDC_GROUP_ROLES names tenant %r, which does not exist", slug)
         current = {
             m.tenant.slug: m
-            for m in Membership.objects.select_for_update()
+            for m in Membership.objects.select_for_update(of=("self",))
             .select_related("tenant", "group_grant")
             .filter(user=user, tenant__slug__in=tenants.keys())
         }
