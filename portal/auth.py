@@ -1,14 +1,57 @@
-"""Login-related glue: the lockout page, and the session's start time for the absolute timeout."""
+"""Login-related glue: the log-in page (who may use a password), the lockout page, and the
+session's start time for the absolute timeout."""
 
 import time
 
 from axes.helpers import get_cool_off
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
+from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.shortcuts import render
 
 from portal.middleware import SESSION_STARTED_KEY
+
+
+class LocalLoginPolicyMixin:
+    """LOCAL_LOGIN decides who may still log in with a portal password (on every password form)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not local_login_allowed(user):
+            raise ValidationError(
+                f"Your account signs in with {settings.OIDC_BUTTON_LABEL}: use the button on "
+                "the portal's log-in page.",
+                code="local_login_off",
+            )
+
+
+class PortalAuthenticationForm(LocalLoginPolicyMixin, AuthenticationForm):
+    """The portal's log-in form."""
+
+
+class PortalAdminAuthenticationForm(LocalLoginPolicyMixin, AdminAuthenticationForm):
+    """Django admin's own log-in form, held to the same LOCAL_LOGIN rule."""
+
+
+def local_login_allowed(user) -> bool:
+    if settings.LOCAL_LOGIN == "all":
+        return True
+    return settings.LOCAL_LOGIN == "superusers" and user.is_superuser
+
+
+class PortalLoginView(auth_views.LoginView):
+    form_class = PortalAuthenticationForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["oidc_enabled"] = settings.OIDC_ENABLED
+        context["oidc_label"] = settings.OIDC_BUTTON_LABEL
+        context["local_login"] = settings.LOCAL_LOGIN
+        return context
 
 
 def _minutes(seconds: float) -> str:
@@ -28,7 +71,14 @@ def lockout_response(request, original_response=None, credentials=None):
     form = AuthenticationForm(request)
     username = (credentials or {}).get("username") or request.POST.get("username", "")
     form.initial["username"] = username[:150] if isinstance(username, str) else ""
-    context = {"form": form, "lockout_message": message, "next": request.POST.get("next", "")}
+    context = {
+        "form": form,
+        "lockout_message": message,
+        "next": request.POST.get("next", ""),
+        "oidc_enabled": settings.OIDC_ENABLED,
+        "oidc_label": settings.OIDC_BUTTON_LABEL,
+        "local_login": settings.LOCAL_LOGIN,
+    }
     # 429 Too Many Requests, with the page a person can read (not a bare 403 text).
     response = render(request, "registration/login.html", context, status=429)
     if cool_off:

@@ -182,3 +182,74 @@ def request_observe(request, response, *, seconds: float) -> None:
         fields["duration_ms"],
         extra=fields,
     )
+
+
+class SecondFactorMiddleware:
+    """A local (password) session that must show a second factor sees only the second-factor pages
+    (and log-out) until it has: enrolment for superusers and tenant admins without one, the code
+    for anyone with an authenticator. Sessions from the identity provider are never asked."""
+
+    ALLOWED_URL_NAMES = ("two_factor_verify", "two_factor_setup", "two_factor_recovery", "logout")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from trunks.accounts.second_factor import second_factor_enrolled
+
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not user.is_verified()
+            and not self._allowed(request)
+            and not self._recently_not_needed(request)
+        ):
+            target = (
+                "two_factor_verify" if second_factor_enrolled(user=user) else "two_factor_setup"
+            )
+            from urllib.parse import urlencode
+
+            from django.urls import reverse
+
+            url = f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}"
+            if getattr(request, "htmx", False):
+                return HttpResponseClientRedirect(url)
+            from django.shortcuts import redirect
+
+            return redirect(url)
+        return self.get_response(request)
+
+    @staticmethod
+    def _recently_not_needed(request) -> bool:
+        """Whether a check in the last SESSION_REFRESH_INTERVAL seconds found no second factor
+        needed for this session: spares the device and role queries on every request, without
+        writing the session (kept in the cache, by session key; a new log-in has a new key).
+        Enrolling or becoming an admin takes effect within that interval."""
+        from django.core.cache import cache
+
+        from trunks.accounts.second_factor import second_factor_needed
+
+        key = f"second-factor-not-needed:{request.session.session_key}"
+        if request.session.session_key and cache.get(key):
+            return True
+        if second_factor_needed(request=request):
+            return False
+        if request.session.session_key:
+            cache.set(key, True, settings.SESSION_REFRESH_INTERVAL)
+        return True
+
+    def _allowed(self, request) -> bool:
+        from django.urls import Resolver404, resolve
+
+        if request.path.startswith(
+            settings.STATIC_URL
+            if settings.STATIC_URL.startswith("/")
+            else "/" + settings.STATIC_URL
+        ):
+            return True
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return True
+        return match.url_name in self.ALLOWED_URL_NAMES

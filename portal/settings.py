@@ -69,9 +69,13 @@ INSTALLED_APPS = [
     "django_filters",
     "axes",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal.apps.PortalConfig",
     "trunks",
     "trunks.sandbox",
+    "trunks.accounts",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +88,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # After OTPMiddleware: a local account that needs its second factor sees only the 2FA pages.
+    "portal.middleware.SecondFactorMiddleware",
     "portal.middleware.AbsoluteSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -147,6 +154,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Sign-in through the identity provider (portal.oidc); matches no username and password.
+    "trunks.accounts.backends.OidcBackend",
 ]
 
 LOGIN_URL = "login"
@@ -238,6 +247,65 @@ SECURE_CSP = {
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+# --- Sign-in through the company's identity provider (OpenID Connect) ---------------------------
+# Unset OIDC_ISSUER: no provider, password log-in only (`make run`). See README "Single sign-on".
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_CLIENT_ID = env_secret("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_BUTTON_LABEL = env.str("OIDC_BUTTON_LABEL", default="company sign-in")
+# The claim holding the person's groups (Entra ID, Okta, Keycloak: "groups").
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_ENABLED = bool(OIDC_ISSUER)
+if OIDC_ENABLED and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER is set: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
+if OIDC_ENABLED and "openid" not in OIDC_SCOPES.split():
+    raise ImproperlyConfigured("OIDC_SCOPES must include openid.")
+# Who may still log in with a portal password: all, superusers, or none.
+LOCAL_LOGIN = env.str("LOCAL_LOGIN", default="all").strip().lower()
+if LOCAL_LOGIN not in {"all", "superusers", "none"}:
+    raise ImproperlyConfigured(f"LOCAL_LOGIN must be all, superusers or none, not {LOCAL_LOGIN!r}.")
+if LOCAL_LOGIN != "all" and not OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        f"LOCAL_LOGIN={LOCAL_LOGIN} needs an identity provider (OIDC_ISSUER)."
+    )
+
+
+def _group_roles(raw: str) -> dict[str, list[tuple[str, str]]]:
+    """OIDC_GROUP_ROLES: "group=tenant-slug:role,…" → {group: [(slug, role), …]}."""
+    mapping: dict[str, list[tuple[str, str]]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        group, sep, target = item.rpartition("=")
+        slug, _, role = target.partition(":")
+        if not (
+            sep and group.strip() and slug.strip() and role.strip() in {"staff", "manager", "admin"}
+        ):
+            raise ImproperlyConfigured(
+                f"OIDC_GROUP_ROLES: {item!r} is not group=tenant:role (role staff, manager or admin)."
+            )
+        mapping.setdefault(group.strip(), []).append((slug.strip(), role.strip()))
+    return mapping
+
+
+def csp_form_action(issuer: str) -> list[str]:
+    """Log-out is a form whose answer redirects to the provider's end-session endpoint: browsers
+    apply form-action to that redirect, so the provider's origin must be allowed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(issuer)
+    return [CSP.SELF, f"{parts.scheme}://{parts.netloc}"] if issuer else [CSP.SELF]
+
+
+SECURE_CSP["form-action"] = csp_form_action(OIDC_ISSUER)
+
+# e.g. voice-acme-admins=acme:admin,voice-acme=acme:staff. Applied at every provider sign-in.
+OIDC_GROUP_ROLES = _group_roles(env.str("OIDC_GROUP_ROLES", default=""))
+
+# Second factor (django-otp): superusers and tenant admins with a password must enrol one.
+SECOND_FACTOR_REQUIRED = env_bool("SECOND_FACTOR_REQUIRED", True)
+# The issuer name shown in authenticator apps.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Crazytel trunk portal")
 
 # --- Crazytel ------------------------------------------------------------------------------------
 CRAZYTEL_API_BASE_URL = env.str("CRAZYTEL_API_BASE_URL", default="https://crazytel.io/api/v1")

@@ -11,13 +11,10 @@ import time
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib.auth import authenticate
 from django.http import HttpRequest
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
-from django.views.decorators.debug import sensitive_post_parameters
 from django_htmx.http import HttpResponseClientRedirect
 
 REAUTH_SESSION_KEY = "reauth_at"
@@ -38,7 +35,8 @@ def reauth_mark(request: HttpRequest) -> None:
     request.session[REAUTH_SESSION_KEY] = int(time.time())
 
 
-def _safe_next(request: HttpRequest, value: str | None) -> str:
+def safe_next_url(request: HttpRequest, value: str | None) -> str:
+    """`value` when it is a page of this site (the `next` of a sign-in or confirmation), else home."""
     if value and url_has_allowed_host_and_scheme(
         value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -70,23 +68,3 @@ class ReauthForm(forms.Form):
         max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
-
-
-@sensitive_post_parameters("password")
-@never_cache
-def reauth_view(request: HttpRequest):
-    """Ask the logged-in person for their password again (throttled by django-axes like the login)."""
-    next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
-    form = ReauthForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = authenticate(
-            request,
-            username=request.user.get_username(),
-            password=form.cleaned_data["password"],
-        )
-        if user is not None and user.pk == request.user.pk:
-            reauth_mark(request)
-            return redirect(next_url)
-        form.add_error("password", "That is not your password.")
-    context = {"form": form, "next": next_url}
-    return render(request, "registration/reauth.html", context)

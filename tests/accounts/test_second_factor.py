@@ -1,0 +1,136 @@
+"""The second factor for local accounts: TOTP with recovery codes, required of tenant admins and
+superusers, asked again before replacing an API key, throttled like the password."""
+
+import pytest
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from trunks.accounts.models import SignInEvent
+from trunks.accounts.second_factor import recovery_codes_replace
+from trunks.reauth import REAUTH_SESSION_KEY
+
+pytestmark = pytest.mark.second_factor
+LOGIN = "/accounts/login/"
+
+
+def code_for(device, *, offset=0):
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=offset):06d}"
+
+
+def enrol(user):
+    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    return device, recovery_codes_replace(user=user)
+
+
+def time_passes(user):
+    """As if django-otp's back-off after a wrong code had run out (no waiting in tests)."""
+    TOTPDevice.objects.filter(user=user).update(throttling_failure_timestamp=None)
+
+
+def log_in(client, username, password):
+    response = client.post(LOGIN, {"username": username, "password": password})
+    assert response.status_code == 302
+    return response
+
+
+def test_a_tenant_admin_cannot_reach_the_tenant_pages_before_setting_up_totp(
+    client, adam, password
+):
+    log_in(client, "adam", password)
+    response = client.get("/tenants/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/two-factor/setup/")
+    page = client.get(response["Location"])
+    html = page.content.decode()
+    assert 'src="data:image/svg+xml;base64,' in html
+    assert "needs a second factor" in html
+
+
+def test_enrolment_with_a_code_shows_recovery_codes_once_and_opens_the_pages(
+    client, adam, password
+):
+    log_in(client, "adam", password)
+    client.get("/accounts/two-factor/setup/")
+    device = TOTPDevice.objects.get(user=adam, confirmed=False)
+    wrong = client.post("/accounts/two-factor/setup/", {"code": "000000", "next": "/tenants/"})
+    assert "does not match" in wrong.content.decode()
+    time_passes(adam)
+    response = client.post(
+        "/accounts/two-factor/setup/", {"code": code_for(device), "next": "/tenants/"}
+    )
+    assert response.status_code == 302
+    codes_page = client.get(response["Location"])
+    assert codes_page.content.decode().count("<code>") == 9
+    assert client.get(response["Location"]).status_code == 302  # not shown again
+    assert client.get("/tenants/").status_code == 200
+
+
+def test_staff_without_a_device_are_not_asked(client, alice, password):
+    log_in(client, "alice", password)
+    assert client.get("/trunks/new/").status_code != 302
+
+
+def test_an_enrolled_person_types_a_code_after_the_password(client, adam, password):
+    device, _ = enrol(adam)
+    log_in(client, "adam", password)
+    response = client.get("/tenants/")
+    assert response["Location"].startswith("/accounts/two-factor/?")
+    refused = client.post("/accounts/two-factor/", {"code": "123456", "next": "/tenants/"})
+    assert "not right" in refused.content.decode()
+    assert SignInEvent.objects.filter(method="totp", reason="wrong_code", user=adam).exists()
+    # Straight after a wrong code even the right one waits (django-otp's back-off).
+    throttled = client.post("/accounts/two-factor/", {"code": code_for(device)})
+    assert "wait a few seconds" in throttled.content.decode()
+    time_passes(adam)
+    ok = client.post("/accounts/two-factor/", {"code": code_for(device), "next": "/tenants/"})
+    assert ok["Location"] == "/tenants/"
+    assert client.get("/tenants/").status_code == 200
+
+
+def test_a_recovery_code_works_once(client, adam, password):
+    _, codes = enrol(adam)
+    log_in(client, "adam", password)
+    assert client.post("/accounts/two-factor/", {"code": codes[0]}).status_code == 302
+    client.post("/accounts/logout/")
+    log_in(client, "adam", password)
+    reused = client.post("/accounts/two-factor/", {"code": codes[0]})
+    assert reused.status_code == 200
+
+
+def test_wrong_codes_lock_like_wrong_passwords(client, adam, password, settings):
+    enrol(adam)
+    log_in(client, "adam", password)
+    response = None
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = client.post("/accounts/two-factor/", {"code": "111111"})
+    assert response.status_code == 429
+    assert "Too many failed log-ins" in response.content.decode()
+    assert client.session.get("_auth_user_id") is None
+    # And the password is locked too, for this username and address.
+    assert client.post(LOGIN, {"username": "adam", "password": password}).status_code == 429
+
+
+def test_replacing_a_key_asks_for_a_current_code_too(client, adam, password):
+    device, _ = enrol(adam)
+    log_in(client, "adam", password)
+    client.post("/accounts/two-factor/", {"code": code_for(device)})
+    page = client.get("/accounts/confirm-password/?next=/tenants/alpha/key/")
+    assert 'name="code"' in page.content.decode()
+    no_code = client.post(
+        "/accounts/confirm-password/", {"password": password, "next": "/tenants/alpha/key/"}
+    )
+    assert REAUTH_SESSION_KEY not in client.session
+    assert "This field is required" in no_code.content.decode()
+    # The code used at log-in is used up: the next step's code is needed.
+    ok = client.post(
+        "/accounts/confirm-password/",
+        {"password": password, "code": code_for(device, offset=1), "next": "/tenants/alpha/key/"},
+    )
+    assert ok.status_code == 302, ok.content.decode()
+    assert REAUTH_SESSION_KEY in client.session
+
+
+def test_a_person_without_a_device_confirms_with_the_password_alone(client, alice, password):
+    log_in(client, "alice", password)
+    page = client.get("/accounts/confirm-password/")
+    assert 'name="code"' not in page.content.decode()
