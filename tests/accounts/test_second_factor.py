@@ -42,7 +42,7 @@ def test_a_tenant_admin_cannot_reach_the_tenant_pages_before_setting_up_totp(
     assert response["Location"].startswith("/accounts/two-factor/setup/")
     page = client.get(response["Location"])
     html = page.content.decode()
-    assert 'src="data:image/svg+xml;base64,' in html
+    assert 'src="data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D' in html
     assert "needs a second factor" in html
 
 

@@ -28,6 +28,8 @@ def test_a_tenant_admin_sets_up_totp_first_and_confirms_a_key_change_with_a_code
 
     expect(page.get_by_role("heading", name="Set up your authenticator app")).to_be_visible()
     expect(page.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
+    # The picture itself decodes (an SVG data: URI without its namespace shows only the alt text).
+    assert page.locator("#totp-qr").evaluate("img => img.complete && img.naturalWidth > 0")
     portal.check("two-factor-setup")
     secret = page.locator("#totp-secret").inner_text()
     page.get_by_label("Code from your authenticator app").fill(code_from(secret))
