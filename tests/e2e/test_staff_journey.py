@@ -198,7 +198,7 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     # The password is gone for good: neither Back (no page cache, no htmx history) nor a reload
     # brings it back; the page offers a fresh form.
     shown_at = len(portal.watch.bodies)
-    page.get_by_role("link", name="Crazytel trunk portal").click()  # home: the form again
+    page.get_by_role("link", name="New trunk").click()  # the form again
     expect(page.get_by_label("Trunk password")).to_have_value("")
     page.go_back()
     expect(page.get_by_role("heading", name="New SIP trunk")).to_be_visible()
