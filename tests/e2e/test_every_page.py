@@ -157,7 +157,7 @@ def test_the_theme_toggle_is_remembered_and_drawn_from_the_first_paint(portal, a
     page = portal.page
     page.emulate_media(color_scheme="light")
     portal.goto("/")
-    toggle = page.get_by_role("button", name="Dark theme")
+    toggle = page.get_by_role("button", name="Dark theme", exact=True)
     expect(toggle).to_have_attribute("aria-pressed", "false")
     toggle.click()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
@@ -170,7 +170,7 @@ def test_the_theme_toggle_is_remembered_and_drawn_from_the_first_paint(portal, a
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
     portal.check("theme-toggled-dark")
 
-    page.get_by_role("button", name="Dark theme").click()
+    page.get_by_role("button", name="Dark theme", exact=True).click()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
     portal.goto("/")
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
