@@ -33,3 +33,21 @@ def _nav_items(request, user) -> list[dict]:
         active = request.path.startswith(url)
         items.append({"label": label, "url": url, "active": active})
     return items
+
+
+# Dark mode (issue 15): the theme a person chose with the header's toggle, remembered in a
+# cookie that static/js/portal.js writes. Rendered into <html data-theme> so the page is drawn in
+# that theme from its first paint (no flash); without the cookie, CSS follows
+# prefers-color-scheme.
+THEME_COOKIE = "portal_theme"
+THEMES = ("light", "dark")
+
+
+def theme_from(request) -> str:
+    """The chosen theme ("light" or "dark"), or "" to follow the system's."""
+    value = getattr(request, "COOKIES", {}).get(THEME_COOKIE, "")
+    return value if value in THEMES else ""
+
+
+def theme(request):
+    return {"theme": theme_from(request)}

@@ -118,6 +118,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "portal.context_processors.navigation",
+                "portal.context_processors.theme",
             ],
         },
     },
@@ -231,6 +232,9 @@ AXES_CLIENT_IP_CALLABLE = "portal.clientip.client_ip"
 # How many reverse proxies of our own sit in front of the portal. Each appends the address it saw to
 # X-Forwarded-For; only those entries are believed. 0 (the default): REMOTE_ADDR is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Error pages (issue 15): a failed CSRF check shows the portal's own page, header and menu kept.
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 SECURE_CSP = {
     "default-src": [CSP.SELF],

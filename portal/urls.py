@@ -31,5 +31,9 @@ urlpatterns = [
     path("", include("trunks.urls")),
 ]
 
+# Error pages (issue 15): 400, 403 and 404 are the templates of the same names rendered with the
+# request (header and menu kept); the 500 page is rendered without touching the database.
+handler500 = "portal.views.server_error"
+
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("trunks.sandbox.urls")))

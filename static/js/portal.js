@@ -2,6 +2,38 @@
 (function () {
   "use strict";
 
+  // The header's theme toggle (dark mode, issue 15): flips between light and dark and remembers
+  // the choice in a cookie, which the server renders into <html data-theme> on every page (so no
+  // page flashes the other theme). Without a choice the stylesheet follows prefers-color-scheme.
+  var THEME_COOKIE = "portal_theme";
+  var systemDark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+
+  function currentTheme() {
+    var chosen = document.documentElement.getAttribute("data-theme");
+    if (chosen === "light" || chosen === "dark") return chosen;
+    return systemDark && systemDark.matches ? "dark" : "light";
+  }
+
+  function showTheme() {
+    var dark = currentTheme() === "dark";
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      button.hidden = false;
+      button.setAttribute("aria-pressed", String(dark));
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest("[data-theme-toggle]")) return;
+    var next = currentTheme() === "dark" ? "light" : "dark";
+    document.documentElement.setAttribute("data-theme", next);
+    document.cookie = THEME_COOKIE + "=" + next + "; path=/; max-age=31536000; SameSite=Lax" +
+      (location.protocol === "https:" ? "; Secure" : "");
+    showTheme();
+  });
+  if (systemDark && systemDark.addEventListener) systemDark.addEventListener("change", showTheme);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showTheme);
+  else showTheme();
+
   // Buttons with data-copy-target copy that element's text to the clipboard.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");

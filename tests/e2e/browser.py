@@ -81,7 +81,15 @@ def find_chromium(
 
 
 # Runs in every page before its own scripts. The binding is Playwright's (CDP), so CSP cannot
-# block it; the listener reports each violation to Python as it happens, across navigations.
+# block it; the listener reports each violation to Python as it happens, across navigations and
+# after every htmx swap (a swap's violations fire on its new elements and bubble to document).
+#
+# The probe: in a person's browser, autofill, password managers and other extensions give the
+# page's inputs inline styles through the CSSOM (allowed by CSP). A script that later copies such
+# a `style` attribute with setAttribute breaks `style-src` — htmx's settle step did that to every
+# field with an id when the trunk form came back with errors. The tests' pages have no extension,
+# so before each swap the probe gives every element of the target that has an id a harmless CSSOM
+# style (a custom property): any code that re-applies style attributes is caught on every page.
 CSP_LISTENER = """
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__e2eCspViolation({
@@ -90,7 +98,14 @@ document.addEventListener("securitypolicyviolation", (e) => {
     source: (e.sourceFile || "") + ":" + (e.lineNumber || 0),
     sample: e.sample || "",
     page: document.location.href,
+    element: e.target && e.target.id ? "#" + e.target.id : "",
   });
+});
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const target = e.detail && e.detail.target;
+  if (!target || !target.querySelectorAll) return;
+  const probed = [target, ...target.querySelectorAll("[id]")].filter((el) => el.id);
+  probed.forEach((el) => el.style.setProperty("--e2e-extension-style", "1"));
 });
 """
 

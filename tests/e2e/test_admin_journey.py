@@ -132,6 +132,9 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
     # --- The new staff member logs in with the password shown once, and can create trunks --------
     staff = open_portal()
     staff.login("sam", sam_password)
+    # Their home page offers the form.
+    staff.page.get_by_role("region", name="Create a trunk").get_by_role("link").click()
+    staff.settled()
     expect(staff.page).to_have_url(staff.url("/trunks/new/"))
     expect(staff.page.locator("main")).to_contain_text("Charlie Comms")
     caller_ids = staff.page.get_by_label("Caller ID number").locator("option")

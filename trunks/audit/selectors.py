@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from trunks.access import TenantAccess, User, user_tenants_at_least
-from trunks.models import AuditKind, AuditRecord, Role
+from trunks.models import AuditKind, AuditRecord, AuditStatus, Role
 
 from .cache import PEOPLE, audit_cached
 from .filters import AuditRecordFilter
@@ -147,3 +147,26 @@ def audit_with_resolution(queryset: QuerySet[AuditRecord]) -> QuerySet[AuditReco
             AuditRecord.objects.filter(related=OuterRef("pk"), kind=AuditKind.OUTCOME_RESOLVED)
         )
     )
+
+
+def audit_unknown_unresolved(*, user: User, limit: int = 10) -> list[AuditRecord]:
+    """Trunk attempts `user` may read whose outcome is unknown and that nothing has followed up
+    (no retry, no resolution), newest first: what a manager's home page asks them to settle."""
+    return list(
+        audit_scope(user=user)
+        .filter(kind=AuditKind.TRUNK_CREATE, status=AuditStatus.UNKNOWN, followups__isnull=True)
+        .order_by("-started_at", "-id")[:limit]
+    )
+
+
+def audit_week_totals(*, user: User, days: int = 7) -> dict[str, int]:
+    """Trunk attempts per status over the last `days` local days (today included), of the records
+    `user` may read, with their sum under "total": the week at a glance."""
+    today = timezone.localdate()
+    counts = audit_daily_counts(audit_scope(user=user), days=days, last_day=today)
+    totals = {status.value: 0 for status in AuditStatus}
+    for per_status in counts.values():
+        for status, n in per_status.items():
+            totals[status] = totals.get(status, 0) + n
+    totals["total"] = sum(totals.values())
+    return totals

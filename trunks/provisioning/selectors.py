@@ -67,3 +67,34 @@ def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int
             followups__isnull=True,
         ).order_by("-started_at")[:limit]
     )
+
+
+def trunk_attempts_recent_for(*, user: User, limit: int = 5) -> list[AuditRecord]:
+    """`user`'s own latest trunk attempts, in the tenants they still belong to (their home page)."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE, actor=user, tenant__in=tenant_list_for(user=user)
+        )
+        .select_related("tenant")
+        .order_by("-started_at", "-id")[:limit]
+    )
+
+
+def trunk_attempts_unknown_for(*, user: User, limit: int = 10) -> list[AuditRecord]:
+    """`user`'s own attempts whose outcome is unknown and that nothing has followed up yet (no
+    retry, no resolution), in the tenants they still belong to: what needs their attention."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        AuditRecord.objects.filter(
+            kind=AuditKind.TRUNK_CREATE,
+            actor=user,
+            status=AuditStatus.UNKNOWN,
+            followups__isnull=True,
+            tenant__in=tenant_list_for(user=user),
+        )
+        .select_related("tenant")
+        .order_by("-started_at", "-id")[:limit]
+    )

@@ -1,6 +1,6 @@
 """Reads about tenants and their members, for the admins' pages and commands."""
 
-from django.db.models import Case, Count, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from trunks.access import User, tenant_list_for
@@ -35,5 +35,15 @@ def tenant_list_administered(*, user: User) -> QuerySet[Tenant]:
     return (
         tenant_list_for(user=user, min_role=Role.ADMIN)
         .annotate(member_count=Coalesce(Subquery(counts), 0))
+        .order_by("name")
+    )
+
+
+def tenant_list_needing_attention(*, user: User) -> list[Tenant]:
+    """Tenants `user` administers that cannot work as they are: inactive, without an API key, or
+    whose last connection test failed, by name (an admin's home page)."""
+    return list(
+        tenant_list_for(user=user, min_role=Role.ADMIN)
+        .filter(Q(is_active=False) | Q(api_key_ciphertext="") | Q(connection_ok=False))
         .order_by("name")
     )

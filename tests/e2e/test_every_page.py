@@ -1,0 +1,177 @@
+"""Every page of every role, on a phone (390 px) and a desk (1280 px), in the light and the dark
+theme: no page is wider than the screen, axe finds nothing serious, the CSP watcher stays quiet,
+and a screenshot of each is kept (artifacts/screenshots/<role>-<page>-<width>-<theme>.png)."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import MembershipFactory, UserFactory, audit_attempt
+from trunks.models import Role
+
+from .browser import page_settled, screenshot
+from .conftest import Portal
+from .test_staff_journey import fill_valid_form, submit
+
+WIDTHS = (390, 1280)
+THEMES = ("light", "dark")
+# axe-core scans each page in both themes at one width (its contrast and name rules do not change
+# with the width; a scan costs about a second): the phone width gets the overflow check and its
+# screenshots.
+AXE_WIDTH = 1280
+
+
+def check_everywhere(portal: Portal, name: str) -> None:
+    """The page as it is now, at each width in each theme (the system's preference, emulated)."""
+    page = portal.page
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        for theme in THEMES:
+            page.emulate_media(color_scheme=theme)
+            page_settled(page)
+            overflow = page.evaluate(
+                "() => [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert overflow[0] <= overflow[1], (
+                f"{name} at {width} px ({theme}) is {overflow[0]} px wide: it scrolls sideways"
+            )
+            if width == AXE_WIDTH:
+                portal.check(f"{name}-{width}-{theme}")  # axe in both themes, CSP, screenshot
+            else:
+                portal.assert_clean()
+                screenshot(page, f"{name}-{width}-{theme}")
+
+
+def visit_all(portal: Portal, role: str, paths: dict[str, str]) -> None:
+    for name, path in paths.items():
+        portal.goto(path)
+        check_everywhere(portal, f"{role}-{name}")
+
+
+@pytest.fixture
+def people(alpha, alice, mallory, adam, bob):
+    """alice staff, mallory manager, adam admin in A (on the sandbox); bob in B; records to read."""
+    lost = audit_attempt(tenant=alpha, actor=alice, status="unknown", description="Lost desk")
+    done = audit_attempt(
+        tenant=alpha, actor=alice, description="A rather long description of the boardroom phone"
+    )
+    audit_attempt(
+        tenant=alpha,
+        actor=alice,
+        status="failed",
+        upstream_status=422,
+        error_category="validation",
+        error_message="caller_id_number: The number is not verified on this account.",
+    )
+    return {"lost": lost, "done": done}
+
+
+def test_staff_pages_fit_every_screen_in_both_themes(portal, people, alice):
+    portal.login_as(alice)
+    lost = people["lost"]
+    visit_all(
+        portal,
+        "staff",
+        {
+            "home": "/",
+            "new-trunk": "/trunks/new/",
+            "attempt": f"/trunks/attempts/{lost.uuid}/",
+            "forbidden": "/audit/",
+            "not-found": "/no/such/page/",
+        },
+    )
+    # The success page, with the username and the password shown once (it cannot be reloaded).
+    portal.goto("/trunks/new/")
+    fill_valid_form(portal.page)
+    submit(portal.page)
+    expect(portal.page.locator("#trunk-create .result")).to_be_visible()
+    check_everywhere(portal, "staff-created")
+
+
+def test_manager_pages_fit_every_screen_in_both_themes(portal, people, mallory):
+    portal.login_as(mallory)
+    record = people["lost"].pk
+    visit_all(
+        portal,
+        "manager",
+        {
+            "home": "/",
+            "audit": "/audit/",
+            "audit-filtered": "/audit/?status=failed",
+            "audit-record": f"/audit/{record}/",
+            "audit-record-succeeded": f"/audit/{people['done'].pk}/",
+            "audit-chart": "/audit/chart/",
+        },
+    )
+
+
+def test_the_audit_filters_fold_behind_one_button_on_a_phone(portal, people, mallory):
+    portal.login_as(mallory)
+    page = portal.page
+    page.set_viewport_size({"width": 390, "height": 900})
+    portal.goto("/audit/")
+    status = page.get_by_label("Status", exact=True)
+    expect(status).to_be_hidden()
+    page.locator("summary", has_text="Filters").click()
+    expect(status).to_be_visible()
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    portal.goto("/audit/")
+    expect(page.locator("summary", has_text="Filters")).to_be_hidden()
+    expect(status).to_be_visible()
+
+
+def test_admin_pages_fit_every_screen_in_both_themes(portal, people, adam, alice):
+    portal.login_as(adam)
+    membership = alice.memberships.get()
+    visit_all(
+        portal,
+        "admin",
+        {
+            "home": "/",
+            "tenants": "/tenants/",
+            "tenant": "/tenants/alpha/",
+            "tenant-edit": "/tenants/alpha/edit/",
+            "member-remove": f"/tenants/alpha/members/{membership.pk}/remove/",
+            "confirm-password": "/accounts/confirm-password/",
+        },
+    )
+
+
+def test_superuser_pages_fit_every_screen_in_both_themes(portal, people, tenant_b):
+    root = UserFactory(username="root-with-a-rather-long-name", superuser=True)
+    MembershipFactory(user=UserFactory(username="bravo-admin"), tenant=tenant_b, role=Role.ADMIN)
+    portal.login_as(root)
+    visit_all(
+        portal,
+        "superuser",
+        {"home": "/", "tenants": "/tenants/", "tenant-new": "/tenants/new/"},
+    )
+
+
+def test_the_login_page_fits_every_screen_in_both_themes(portal, db):
+    visit_all(portal, "anonymous", {"login": "/accounts/login/"})
+
+
+def test_the_theme_toggle_is_remembered_and_drawn_from_the_first_paint(portal, alice):
+    portal.login_as(alice)
+    page = portal.page
+    page.emulate_media(color_scheme="light")
+    portal.goto("/")
+    toggle = page.get_by_role("button", name="Dark theme", exact=True)
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    # The next page arrives already dark: the server wrote the choice into its HTML.
+    response = portal.goto("/trunks/new/")
+    assert '<html lang="en-AU" data-theme="dark">' in response.text()
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+    portal.check("theme-toggled-dark")
+
+    page.get_by_role("button", name="Dark theme", exact=True).click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    portal.goto("/")
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") != background
