@@ -37,7 +37,10 @@ def staff(client, alice, keyed_a):
 
 def _post(client, data=None, *, token=None, htmx=False, **overrides):
     if token is None:
-        token = token_from(client.get(URL).content.decode())
+        page = client.get(URL, {"tenant": overrides["tenant"]}) if overrides.get("tenant") else None
+        if page is None or page.status_code != 200:
+            page = client.get(URL)
+        token = token_from(page.content.decode())
     body = {**VALID, **(data or {}), "submission_token": token, **overrides}
     body = {k: v for k, v in body.items() if v is not None}
     return client.post(URL, body, headers=HX if htmx else {})
@@ -169,6 +172,52 @@ def test_a_user_in_several_tenants_picks_one_and_it_is_remembered(two_tenant_sta
     html = client.get(URL).content.decode()
     assert '<option value="bravo" selected>' in html
     assert "Bravo HQ" in html
+
+
+def test_with_several_tenants_and_none_chosen_the_form_asks_instead_of_picking_one(
+    two_tenant_staff, crazytel
+):
+    """Issue 16: a tenant that sorts first (one an admin put the person in, perhaps) never
+    becomes the trunk's tenant by default: the form asks, and a POST naming none sends nothing."""
+    client = two_tenant_staff
+    html = client.get(URL).content.decode()
+    assert "Which tenant is this trunk for?" in html
+    assert '<option value="" selected disabled>Choose a tenant…</option>' in html
+    assert " selected>Alpha Telecom" not in html and 'name="submission_token"' not in html
+    assert "trunks.create.tenant" not in client.session
+
+    token = submission_token_issue(user=_alice(client))
+    response = client.post(URL, {**VALID, "submission_token": token})
+    assert response.status_code == 200
+    assert "Choose the tenant first: nothing was sent to Crazytel." in response.content.decode()
+    assert AuditRecord.objects.count() == 0
+    assert create_calls(crazytel) == []
+
+
+def test_the_chosen_tenant_is_named_beside_the_submit_button(two_tenant_staff):
+    html = two_tenant_staff.get(URL, {"tenant": "bravo"}).content.decode()
+    submit = html[html.index('id="trunk-submit"') :]
+    submit = submit[: submit.index("</div>")]
+    assert "on <strong>Bravo Networks</strong>" in submit
+
+
+def test_the_picker_switches_by_htmx_and_keeps_its_button_for_use_without_javascript(
+    two_tenant_staff,
+):
+    html = two_tenant_staff.get(URL, {"tenant": "bravo"}).content.decode()
+    assert 'hx-get="/trunks/new/" hx-trigger="change" hx-target="#trunk-create"' in html
+    assert (
+        '<button type="submit" class="button small" data-no-js-only>Switch tenant</button>' in html
+    )
+    fragment = two_tenant_staff.get(URL, {"tenant": "alpha"}, headers=HX).content.decode()
+    assert fragment.lstrip().startswith('<div id="trunk-create"')
+    assert "on <strong>Alpha Telecom</strong>" in fragment
+
+
+def _alice(client):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(pk=client.session["_auth_user_id"])
 
 
 def test_changing_tenant_reloads_both_selects_through_an_htmx_partial(two_tenant_staff):
