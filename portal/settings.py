@@ -318,6 +318,10 @@ CRAZYTEL_CONNECT_TIMEOUT = env.float("CRAZYTEL_CONNECT_TIMEOUT", default=5.0)
 CRAZYTEL_TIMEOUT = env.float("CRAZYTEL_TIMEOUT", default=20.0)
 # Shown on the success page when set; not in Crazytel's API documentation.
 CRAZYTEL_SIP_REGISTRAR = env.str("CRAZYTEL_SIP_REGISTRAR", default="")
+# --- How a trunk registers (the success page's registration block, issue 15) -------------------
+# The registrar's port and transport shown beside CRAZYTEL_SIP_REGISTRAR (not in Crazytel's API).
+CRAZYTEL_SIP_PORT = env.int("CRAZYTEL_SIP_PORT", default=5060)
+CRAZYTEL_SIP_TRANSPORT = env.str("CRAZYTEL_SIP_TRANSPORT", default="UDP")
 # Verified numbers are cached per tenant for this many seconds.
 CRAZYTEL_NUMBERS_CACHE_TTL = env.int("CRAZYTEL_NUMBERS_CACHE_TTL", default=300)
 # How long the audit log's chart counts and "Who" menu are shared between readers (seconds; the
@@ -345,6 +349,10 @@ CREDENTIALS_ENCRYPTION_KEYS = [
 
 # The built-in Crazytel look-alike under /sandbox/api/v1/ (demo and rehearsal only).
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", False)
+# With the sandbox (the demo), a stand-in registrar so the success page shows how a trunk
+# registers: a reserved .test name, where nothing answers SIP (issue 15).
+if SANDBOX_ENABLED and not CRAZYTEL_SIP_REGISTRAR:
+    CRAZYTEL_SIP_REGISTRAR = "sip.sandbox.test"
 
 # --- Background tasks (django.tasks) ---------------------------------------------------------------
 # "database" (django-tasks-db): tasks wait in the portal's own database until a `manage.py worker`

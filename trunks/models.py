@@ -157,6 +157,8 @@ class AuditStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Unknown"
+    # Held back by the portal itself (its rate limit or circuit breaker): nothing went upstream.
+    NOT_SENT = "not_sent", "Not sent"
 
 
 class AuditRecord(models.Model):

@@ -47,6 +47,37 @@
     });
   });
 
+  // A "Copy all" button (data-copy-all="Label=element-id;…") copies those elements' text as
+  // "Label: value" lines, ready to paste into a phone's or PBX's notes; missing ones are skipped.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy-all]");
+    if (!button || !navigator.clipboard) return;
+    var lines = [];
+    button.getAttribute("data-copy-all").split(";").forEach(function (pair) {
+      var parts = pair.split("=");
+      var el = document.getElementById(parts[1]);
+      if (el) lines.push(parts[0] + ": " + el.textContent.trim());
+    });
+    navigator.clipboard.writeText(lines.join("\n") + "\n").then(function () {
+      var original = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = original; }, 1500);
+    });
+  });
+  function showCopyAll(root) {
+    if (!navigator.clipboard) return;
+    (root || document).querySelectorAll("[data-copy-all]").forEach(function (b) { b.hidden = false; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { showCopyAll(document); });
+  document.addEventListener("htmx:load", function (event) { showCopyAll(event.target); });
+
+  // Controls kept for use without JavaScript (e.g. a submit beside an htmx select) step aside.
+  function hideNoJsOnly(root) {
+    (root || document).querySelectorAll("[data-no-js-only]").forEach(function (el) { el.hidden = true; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { hideNoJsOnly(document); });
+  document.addEventListener("htmx:load", function (event) { hideNoJsOnly(event.target); });
+
   // A plain (non-htmx) form marked data-disable-on-submit disables its submit buttons once sent,
   // against a double submit; htmx forms use hx-disabled-elt instead.
   document.addEventListener("submit", function (event) {
@@ -56,6 +87,20 @@
       // Defer so the clicked button's name/value still travels with the POST.
       setTimeout(function () { b.disabled = true; b.setAttribute("aria-busy", "true"); }, 0);
     });
+  });
+
+  // Clicking a day in the audit chart filters the log to that day: through the filter form, so
+  // its fields show the dates (without JavaScript the day's link does the same as a page).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a.chart-day[data-day]");
+    if (!link) return;
+    var form = document.querySelector("form.audit-filters");
+    var from = form && form.querySelector("[name=date_from]");
+    var to = form && form.querySelector("[name=date_to]");
+    if (!from || !to || !form.requestSubmit) return;
+    event.preventDefault();
+    from.value = to.value = link.getAttribute("data-day");
+    form.requestSubmit();
   });
 
   // htmx GET forms marked data-drop-empty leave empty fields out of the request, so the URL

@@ -162,16 +162,19 @@ def test_a_manager_resolves_from_the_detail_page_and_sees_it_there_and_in_the_li
     assert "Created: the trunk is <strong>CT654321</strong>" in page
     assert "resolved by mallory" in page
     assert "Seen in the account<br>at 10:05" in page
-    assert f'<a href="{_detail_url(event)}">#{event.pk}</a>' in page
+    assert f'<a href="{_detail_url(event)}">#{event.chain_seq}</a>' in page
     assert "Resolve this outcome" not in page
 
     listing = client.get(LIST).content.decode()
     assert 'class="status-unknown row-resolved"' in listing
     assert "row-unknown" not in listing
-    assert '<span class="badge badge-resolved">Resolved</span>' in listing
+    assert (
+        '<span class="badge badge-resolved">Resolved</span> <span class="resolution">created CT654321</span>'
+        in listing
+    )
     # The resolution event is in the log too, and its page points back at the attempt.
     event_page = client.get(_detail_url(event)).content.decode()
-    assert f'Resolution of <a href="{_detail_url(unknown)}">#{unknown.pk}</a>' in event_page
+    assert f'Resolution of <a href="{_detail_url(unknown)}">#{unknown.chain_seq}</a>' in event_page
 
 
 def test_htmx_resolution_swaps_only_the_resolution_card(client, unknown, mallory):

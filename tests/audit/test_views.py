@@ -37,6 +37,10 @@ def _ids_on_page(response) -> list[int]:
     return [row[0].pk for row in response.context["rows"]]
 
 
+def _numbers_on_page(response) -> list[int]:
+    return [row[0].chain_seq for row in response.context["rows"]]
+
+
 @pytest.fixture
 def two_tenants_log(tenant_a, tenant_b, alice, bob):
     a1 = audit_attempt(tenant=tenant_a, actor=alice, description="Alpha reception")
@@ -67,7 +71,7 @@ def test_manager_of_b_sees_nothing_of_a_in_list_detail_export_or_chart(
     for record in two_tenants_log["a"]:
         assert client.get(reverse("audit:detail", args=[record.pk])).status_code == 404
     rows = _csv_rows(client.get(CSV_URL))
-    assert [int(r["ID"]) for r in rows] == [two_tenants_log["b"][0].pk]
+    assert [int(r["No."]) for r in rows] == [two_tenants_log["b"][0].chain_seq]
     # Asking for tenant A by id is refused as an invalid choice, not answered with A's data.
     tenant_a_id = two_tenants_log["a"][0].tenant_id
     refused = client.get(CSV_URL, {"tenant": tenant_a_id})
@@ -167,14 +171,14 @@ def test_filters_one_staff_members_failed_attempts_last_week_and_exports_them(
         f'attachment; filename="audit-all-tenants-{start}-to-{end}.csv"'
     )
     rows = _csv_rows(response)
-    assert [int(r["ID"]) for r in rows] == _ids_on_page(page)
+    assert [int(r["No."]) for r in rows] == _numbers_on_page(page)
     assert {r["Status"] for r in rows} == {"failed"}
     assert {r["Who"] for r in rows} == {"alice"}
     assert rows[0]["Outcome"] == "HTTP 422 · validation: password: too short"
     assert rows[0]["Caller ID"] == "0412 345 678"
 
     lines = _jsonl_rows(client.get(JSONL_URL, params))
-    assert [r["id"] for r in lines] == _ids_on_page(page)
+    assert [r["number"] for r in lines] == _numbers_on_page(page)
     assert list(lines[0]) == [key for key, _h in page.context["columns"]]
 
 
@@ -385,7 +389,7 @@ def test_chart_counts_attempts_per_day_by_status_and_honours_filters(client, mal
     assert chart.total == 6
     assert len(chart.days) == 30
     html = page.content.decode()
-    assert 'role="img"' in html
+    assert 'role="group"' in html  # day links inside: a group, not an img
     assert '<title id="chart-title">' in html
     assert '<desc id="chart-desc">' in html
     assert "Show the figures as a table" in html
@@ -528,7 +532,7 @@ def test_detail_shows_everything_recorded_in_national_format(client, mallory, te
         "CT1234567",
         "Alpha Telecom",
         "alice",
-        f'Retry of <a href="{reverse("audit:detail", args=[first.pk])}">#{first.pk}</a>',
+        f'Retry of <a href="{reverse("audit:detail", args=[first.pk])}">#{first.chain_seq}</a>',
         f"Position in Alpha Telecom's chain</dt><dd>{retry.chain_seq}",
         retry.record_hash,
         "The hash matches this record's content and links to the previous record.",
@@ -538,10 +542,11 @@ def test_detail_shows_everything_recorded_in_national_format(client, mallory, te
     assert "61412345678" not in html
     original = client.get(reverse("audit:detail", args=[first.pk])).content.decode()
     assert (
-        f'Retried by <a href="{reverse("audit:detail", args=[retry.pk])}">#{retry.pk}</a>'
+        f'Retried by <a href="{reverse("audit:detail", args=[retry.pk])}">#{retry.chain_seq}</a>'
         in original
     )
-    assert "The outcome of this attempt is unknown" in original
+    # The retry created the trunk: the unknown outcome reads as handled.
+    assert "Handled:" in original and "The outcome of this attempt is unknown" not in original
     assert "Level 3 reception" in original
 
 
@@ -579,7 +584,7 @@ def test_export_of_an_empty_selection_is_just_the_header(client, brenda):
     text = b"".join(client.get(CSV_URL).streaming_content).decode()
     assert (
         text.strip()
-        == "ID,When,Tenant,Who,Kind,Status,Trunk username,Caller ID,Description,Outcome"
+        == "No.,When,Tenant,Who,Kind,Status,Trunk username,Caller ID,Description,Outcome"
     )
 
 
@@ -677,7 +682,7 @@ def test_export_rows_are_the_columns_audit_row_gives_each_record(client, mallory
         {heading: _spreadsheet_safe(row[key]) for key, heading in AUDIT_COLUMNS} for row in expected
     ]
     assert _csv_rows(client.get(CSV_URL))[-1]["Description"] == "'=HYPERLINK(1)"
-    assert headings[0] == "ID"
+    assert headings[0] == "No."
 
 
 def test_a_large_export_comes_in_pieces_not_a_line_at_a_time(client, mallory, tenant_a, alice):

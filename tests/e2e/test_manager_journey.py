@@ -179,8 +179,11 @@ def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
 
     # --- One record, everything recorded (numbers in national format, never the password) ------
     unknown = history["unknown"]
-    page.get_by_role("link", name=f"#{unknown.pk}", exact=True).click()
-    expect(page.get_by_role("heading", name=f"Audit record #{unknown.pk}")).to_be_visible()
+    # Numbered by its place in its tenant's log, not by the database id.
+    page.get_by_role("link", name=f"#{unknown.chain_seq}", exact=True).click()
+    expect(
+        page.get_by_role("heading", name=f"{unknown.tenant_name} #{unknown.chain_seq}")
+    ).to_be_visible()
     details = page.locator("main")
     expect(details).to_contain_text("Lobby phone")
     expect(details).to_contain_text(NATIONAL_03)

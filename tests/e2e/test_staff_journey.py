@@ -71,10 +71,19 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     expect(page).to_have_url(portal.url("/trunks/new/"))
     expect(page.get_by_role("heading", name="New SIP trunk")).to_be_visible()
 
-    # Two tenants: the picker is there, on the first one; its numbers fill both selects, in
+    # Two tenants: the form asks which (none is picked for the person); no "Switch tenant" button
+    # with JavaScript on. Choosing one loads its form; its numbers fill both selects, in
     # national format with Crazytel's labels, and only 614 mobiles can be the SMS sender.
-    picker = page.get_by_label("Tenant")
-    expect(picker.locator("option:checked")).to_have_text("Alpha Telecom")
+    picker = page.get_by_label("Tenant", exact=True)
+    expect(picker.locator("option:checked")).to_have_text("Choose a tenant…")
+    expect(page.get_by_role("heading", name="Which tenant is this trunk for?")).to_be_visible()
+    expect(page.get_by_role("button", name="Switch tenant")).to_be_hidden()
+    portal.check("trunk-form-choose-tenant")
+    picker.select_option(label="Alpha Telecom")
+    page_settled(page)
+    expect(page.locator("#trunk-submit")).to_contain_text("on Alpha Telecom")
+    # The checklist's character rule is not met by an empty field.
+    expect(rule(page, "charset")).to_have_attribute("data-met", "false")
     assert caller_id_options(page) == [
         "Choose a number…",
         "02 9876 5432 — Sydney office",
@@ -138,15 +147,14 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     page.get_by_label("Caller ID number").select_option(label="02 9876 5432 — Sydney office")
     field.fill("weakpass")
     page.get_by_label("Description").fill("Reception phone")
-    page.get_by_label("Sync SMS in CrazyPhone").check()
+    # "Sync SMS" cannot be ticked without an SMS sender (the server refuses it too).
+    expect(page.get_by_label("Sync SMS in CrazyPhone")).to_be_disabled()
     submit(page)
     expect(page.get_by_role("alert")).to_contain_text("Nothing was sent to Crazytel")
     password_field = page.get_by_label("Trunk password")
     expect(password_field).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#id_password_error")).to_contain_text("upper-case letter")
     expect(page.locator("#id_password_error")).to_contain_text("digit")
-    expect(page.get_by_label("Sync SMS in CrazyPhone")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#id_softphone_sync_sms_error")).to_contain_text("needs an SMS sender")
     # Nothing typed is lost, but the password (a field error: the person sees why and retypes).
     expect(page.get_by_label("Description")).to_have_value("Reception phone")
     expect(page.get_by_label("Caller ID number")).to_have_value("61298765432")
@@ -164,11 +172,15 @@ def test_staff_picks_a_tenant_checks_the_password_and_creates_a_trunk_seen_once(
     assert re.search("[0-9]", generated) and re.fullmatch("[!-~]+", generated)
     for rule_id in ("length", "upper", "lower", "digit", "charset"):
         expect(rule(page, rule_id)).to_have_attribute("data-met", "true")
+    # The server's complaint about the old password goes once the new one meets every rule.
+    expect(page.locator("#id_password_error")).to_have_count(0)
+    expect(password_field).not_to_have_attribute("aria-invalid", "true")
     expect(password_field).to_have_attribute("type", "text")
     page.get_by_role("button", name="Hide password").click()
     expect(password_field).to_have_attribute("type", "password")
 
     page.get_by_label("SMS sender").select_option(label="0412 345 678 — Ops mobile")
+    page.get_by_label("Sync SMS in CrazyPhone").check()  # possible now there is a sender
     page.get_by_label("Area code").select_option(label="02 — NSW / ACT")
     submit(page)
 

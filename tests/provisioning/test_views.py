@@ -37,7 +37,10 @@ def staff(client, alice, keyed_a):
 
 def _post(client, data=None, *, token=None, htmx=False, **overrides):
     if token is None:
-        token = token_from(client.get(URL).content.decode())
+        page = client.get(URL, {"tenant": overrides["tenant"]}) if overrides.get("tenant") else None
+        if page is None or page.status_code != 200:
+            page = client.get(URL)
+        token = token_from(page.content.decode())
     body = {**VALID, **(data or {}), "submission_token": token, **overrides}
     body = {k: v for k, v in body.items() if v is not None}
     return client.post(URL, body, headers=HX if htmx else {})
@@ -169,6 +172,52 @@ def test_a_user_in_several_tenants_picks_one_and_it_is_remembered(two_tenant_sta
     html = client.get(URL).content.decode()
     assert '<option value="bravo" selected>' in html
     assert "Bravo HQ" in html
+
+
+def test_with_several_tenants_and_none_chosen_the_form_asks_instead_of_picking_one(
+    two_tenant_staff, crazytel
+):
+    """Issue 16: a tenant that sorts first (one an admin put the person in, perhaps) never
+    becomes the trunk's tenant by default: the form asks, and a POST naming none sends nothing."""
+    client = two_tenant_staff
+    html = client.get(URL).content.decode()
+    assert "Which tenant is this trunk for?" in html
+    assert '<option value="" selected disabled>Choose a tenant…</option>' in html
+    assert " selected>Alpha Telecom" not in html and 'name="submission_token"' not in html
+    assert "trunks.create.tenant" not in client.session
+
+    token = submission_token_issue(user=_alice(client))
+    response = client.post(URL, {**VALID, "submission_token": token})
+    assert response.status_code == 200
+    assert "Choose the tenant first: nothing was sent to Crazytel." in response.content.decode()
+    assert AuditRecord.objects.count() == 0
+    assert create_calls(crazytel) == []
+
+
+def test_the_chosen_tenant_is_named_beside_the_submit_button(two_tenant_staff):
+    html = two_tenant_staff.get(URL, {"tenant": "bravo"}).content.decode()
+    submit = html[html.index('id="trunk-submit"') :]
+    submit = submit[: submit.index("</div>")]
+    assert "on <strong>Bravo Networks</strong>" in submit
+
+
+def test_the_picker_switches_by_htmx_and_keeps_its_button_for_use_without_javascript(
+    two_tenant_staff,
+):
+    html = two_tenant_staff.get(URL, {"tenant": "bravo"}).content.decode()
+    assert 'hx-get="/trunks/new/" hx-trigger="change" hx-target="#trunk-create"' in html
+    assert (
+        '<button type="submit" class="button small" data-no-js-only>Switch tenant</button>' in html
+    )
+    fragment = two_tenant_staff.get(URL, {"tenant": "alpha"}, headers=HX).content.decode()
+    assert fragment.lstrip().startswith('<div id="trunk-create"')
+    assert "on <strong>Alpha Telecom</strong>" in fragment
+
+
+def _alice(client):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(pk=client.session["_auth_user_id"])
 
 
 def test_changing_tenant_reloads_both_selects_through_an_htmx_partial(two_tenant_staff):
@@ -803,3 +852,69 @@ def test_a_tenant_whose_key_was_rejected_is_flagged_to_staff_on_the_form(staff, 
     staff.get(URL)  # the numbers are cached from before the key went bad
     html = staff.get(URL).content.decode()
     assert "Crazytel rejected this tenant's key recently" in html
+
+
+# --- issue 15: what the form says after an attempt --------------------------------------------------
+
+
+def test_after_a_429_the_outcome_carries_the_wait_for_the_countdown(staff, crazytel):
+    crazytel.post(TRUNKS_URL, status=429, json={"detail": "slow"}, headers={"Retry-After": "30"})
+    html = _post(staff).content.decode()
+    assert 'data-retry-after="30"' in html
+    assert "data-retry-countdown" in html
+    assert AuditRecord.objects.get().status == AuditStatus.FAILED  # Crazytel answered it
+
+
+def test_an_attempt_the_portals_own_limit_held_back_is_recorded_as_not_sent(
+    staff, crazytel, settings
+):
+    settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE = 1
+    settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT = 0
+    crazytel.post(TRUNKS_URL, json=created("CT123456"))
+    _post(staff)  # the one call of this minute (the numbers came from the cache or the GET)
+    html = _post(staff).content.decode()
+    statuses = list(AuditRecord.objects.order_by("id").values_list("status", flat=True))
+    assert statuses[-1] == AuditStatus.NOT_SENT, statuses
+    assert "Not sent: the portal held it back" in html
+    assert "data-retry-after=" in html
+    assert len([c for c in crazytel.calls if c.request.method == "POST"]) <= 1
+
+
+def test_the_success_page_shows_how_to_register_the_trunk_with_copy_all(staff, crazytel, settings):
+    settings.CRAZYTEL_SIP_REGISTRAR = "sip.crazytel.example"
+    settings.CRAZYTEL_SIP_PORT = 5061
+    settings.CRAZYTEL_SIP_TRANSPORT = "TLS"
+    crazytel.post(TRUNKS_URL, json=created("CT123456"))
+    html = _post(staff).content.decode()
+    assert "Register the trunk" in html
+    for value in ("sip.crazytel.example", "5061", "TLS"):
+        assert f">{value}</code>" in html
+    assert 'data-copy-all="Username=trunk-username;Password=trunk-password;' in html
+    assert html.count(CANARY) == 1
+
+
+def test_the_sandbox_demo_has_a_stand_in_registrar():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; "
+         "import django; django.setup(); print(settings.CRAZYTEL_SIP_REGISTRAR)"],
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+             "SANDBOX_ENABLED": "true", "CRAZYTEL_SIP_REGISTRAR": ""},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "sip.sandbox.test"
+
+
+def test_a_persons_own_attempt_page_neither_says_already_submitted_nor_links_to_itself(
+    staff, crazytel
+):
+    crazytel.post(TRUNKS_URL, json=created("CT123456"))
+    _post(staff)
+    record = AuditRecord.objects.get()
+    url = f"/trunks/attempts/{record.uuid}/"
+    html = staff.get(url).content.decode()
+    assert "Trunk CT123456 created" in html
+    assert "already submitted" not in html and "earlier submission" not in html
+    assert f'href="{url}"' not in html

@@ -1,6 +1,7 @@
 """The audit log's picture: trunk attempts per day by status, as plain SVG geometry for a template."""
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 
 from django.utils.html import escape
@@ -13,6 +14,7 @@ CHART_STATUSES = [
     AuditStatus.SUCCEEDED,
     AuditStatus.FAILED,
     AuditStatus.UNKNOWN,
+    AuditStatus.NOT_SENT,
     AuditStatus.PENDING,
 ]
 
@@ -47,6 +49,9 @@ class Chart:
     last_day: date
     legend: list[tuple[str, str]]
     baseline: float
+    # Each day's link to the log filtered to that day (empty: the bars are not links).
+    day_links: dict = field(default_factory=dict)
+    slot_width: str = "0"
 
     # The two long loops as markup built here: ~150 elements a chart, which Django's template
     # engine took ~10 ms to render (a date filter each). Every value is a number, a date or one
@@ -54,14 +59,34 @@ class Chart:
     @property
     def bars_svg(self) -> str:
         names = {status: escape(label.lower()) for status, label in self.legend}
-        return mark_safe(  # noqa: S308 (numbers, dates and escaped labels only)
-            "\n".join(
+
+        def rect(b: Bar) -> str:
+            return (
                 f'<rect class="bar bar-{escape(b.status)}" x="{b.x}" y="{b.y}" '
                 f'width="{b.width}" height="{b.height}"><title>{day_label(b.day)}: '
                 f"{int(b.count)} {names.get(b.status) or escape(b.label.lower())}</title></rect>"
-                for b in self.bars
             )
-        )
+
+        if not self.day_links:
+            return mark_safe("\n".join(rect(b) for b in self.bars))  # noqa: S308
+        # A day's bars are one link (with a full-height hit area): clicking a day filters the
+        # log to it.
+        by_day: dict[date, list[Bar]] = {}
+        for b in self.bars:
+            by_day.setdefault(b.day, []).append(b)
+        parts = []
+        for day, bars in by_day.items():
+            href = self.day_links.get(day)
+            x = float(bars[0].x) - (float(self.slot_width) - float(bars[0].width)) / 2
+            parts.append(
+                f'<a class="chart-day" href="{escape(href)}" data-day="{day.isoformat()}" '
+                f'aria-label="Show the records of {day_label(day)}">'
+                f'<rect class="chart-hit" x="{_n(x)}" y="{TOP}" width="{self.slot_width}" '
+                f'height="{_n(self.baseline - TOP)}"></rect>'
+                + "".join(rect(b) for b in bars)
+                + "</a>"
+            )
+        return mark_safe("\n".join(parts))  # noqa: S308 (numbers, dates, escaped text only)
 
     @property
     def table_rows_html(self) -> str:
@@ -95,8 +120,11 @@ def _nice_ceiling(value: int) -> int:
     return value
 
 
-def chart_build(counts: dict[date, dict[str, int]]) -> Chart:
-    """Stacked bars, one per day, from {day: {status: n}} (days in order)."""
+def chart_build(
+    counts: dict[date, dict[str, int]], *, day_link: Callable[[date], str] | None = None
+) -> Chart:
+    """Stacked bars, one per day, from {day: {status: n}} (days in order); `day_link` gives the
+    URL a day's bars lead to."""
     days = sorted(counts)
     labels = dict(AuditStatus.choices)
     totals = [sum(counts[d].values()) for d in days]
@@ -160,4 +188,6 @@ def chart_build(counts: dict[date, dict[str, int]]) -> Chart:
         last_day=days[-1] if days else date.today(),
         legend=[(s.value, labels[s]) for s in CHART_STATUSES],
         baseline=TOP + plot_h,
+        day_links={d: day_link(d) for d in days if counts[d]} if day_link else {},
+        slot_width=_n(slot),
     )

@@ -25,7 +25,7 @@ def _csv_stream(rows: Iterable[tuple]) -> Iterator[str]:
     formula = frozenset(_FORMULA_START)
     writerow = writer.writerow
     for row in rows:
-        # The id (first) is a number; every other column is text to make spreadsheet-safe.
+        # The number (first) is an integer, or empty while pending; every other column is text to make spreadsheet-safe.
         writerow(
             [row[0]]
             + [

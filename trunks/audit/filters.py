@@ -12,6 +12,9 @@ from django.utils.html import format_html, format_html_join
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus
 
+# Shorter text cannot use the trigram indexes and would scan the whole log.
+SEARCH_MIN_LENGTH = 3
+
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
 
 # A search that looks like a phone number: digits with optional +, spaces, brackets and dashes.
@@ -96,9 +99,11 @@ class AuditRecordFilter(django_filters.FilterSet):
         method="filter_text",
         label="Search",
         max_length=100,
-        # Shorter text cannot use the trigram indexes and would scan the whole log.
-        min_length=3,
-        error_messages={"min_length": "Type at least 3 characters to search."},
+        min_length=SEARCH_MIN_LENGTH,
+        error_messages={
+            "min_length": f"Type at least {SEARCH_MIN_LENGTH} characters to search. "
+            "The records below are not filtered by it."
+        },
         widget=forms.TextInput(
             attrs={
                 "type": "search",

@@ -6,7 +6,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -137,15 +147,45 @@ def audit_chart_counts(
     )
 
 
-def audit_with_resolution(queryset: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
-    """`queryset` with `is_resolved`: whether an OUTCOME_RESOLVED event points at the record.
+def _resolutions():
+    return AuditRecord.objects.filter(related=OuterRef("pk"), kind=AuditKind.OUTCOME_RESOLVED)
 
-    A correlated EXISTS in the same query: a page costs one query however many rows it shows.
+
+def _successful_retries():
+    return AuditRecord.objects.filter(
+        related=OuterRef("pk"), kind=AuditKind.TRUNK_CREATE, status=AuditStatus.SUCCEEDED
+    )
+
+
+def audit_unknown_handled():
+    """Whether an unknown outcome (the outer record) has been dealt with: a manager resolved it,
+    or a retry of it created the trunk. The one definition the log and the form's warning share."""
+    return Exists(_resolutions()) | Exists(_successful_retries())
+
+
+def audit_with_resolution(queryset: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+    """`queryset` with what became of each unknown outcome: `resolution_username` (None while
+    unresolved; "" when resolved as not created, else the trunk's username) and `retried_as` (the
+    username a successful retry created, or None).
+
+    Correlated subqueries in the same query, evaluated only for unknown rows (CASE): a page costs
+    one query however many rows it shows.
     """
-    return queryset.annotate(
-        is_resolved=Exists(
-            AuditRecord.objects.filter(related=OuterRef("pk"), kind=AuditKind.OUTCOME_RESOLVED)
+
+    def for_unknown(subquery):
+        return Case(
+            When(status=AuditStatus.UNKNOWN, then=Subquery(subquery)),
+            default=Value(None),
+            output_field=CharField(),
         )
+
+    return queryset.annotate(
+        resolution_username=for_unknown(
+            _resolutions().order_by("started_at", "id").values("trunk_username")[:1]
+        ),
+        retried_as=for_unknown(
+            _successful_retries().order_by("started_at", "id").values("trunk_username")[:1]
+        ),
     )
 
 

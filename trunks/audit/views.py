@@ -23,9 +23,12 @@ from .columns import (
     EXPORT_FIELDS,
     audit_row,
     data_items,
+    event_summary,
     export_row_function,
+    record_number,
 )
 from .export import EXPORT_FORMATS, export_filename
+from .filters import SEARCH_MIN_LENGTH
 from .forms import AuditResolveForm
 from .paging import AuditCursor, audit_order, audit_page
 from .selectors import (
@@ -70,7 +73,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     loaded by htmx once the table is on screen, so paging and filtering never wait for it."""
     _require_manager(request)
     filterset = audit_filterset(user=request.user, data=request.GET)
-    records = filterset.qs.only(*AUDIT_COLUMN_FIELDS)
+    records = filterset.qs.only(*LIST_FIELDS)
     sort = filterset.sort_order
     page = audit_page(
         audit_with_resolution(records),
@@ -88,6 +91,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "rows_html": _rows_html(rows),
         "columns": AUDIT_COLUMNS,
+        "search_min": SEARCH_MIN_LENGTH,
         "newest_first": newest_first,
         "is_first_page": page.previous_cursor is None,
         "previous_query": _query(request.GET, after=None, before=str(page.previous_cursor))
@@ -108,6 +112,14 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 _STATUS_TEXT = {**dict(AuditStatus.choices), AuditStatus.UNKNOWN: "Unknown outcome"}
 OUTCOME_CHARS = 120
+# What the page reads of each record: the columns and an event's details.
+LIST_FIELDS = [*AUDIT_COLUMN_FIELDS, "data"]
+
+
+def when_text(moment) -> str:
+    """ "3 Dec 2026 14:05:09 AEDT": to the second, in the portal's time zone, named."""
+    local = timezone.localtime(moment)
+    return f"{local.day} {local:%b %Y %H:%M:%S} {local.tzname() or ''}".rstrip()
 
 
 def _list_rows(records) -> list[tuple]:
@@ -118,10 +130,13 @@ def _list_rows(records) -> list[tuple]:
     rows = []
     for record in records:
         row = audit_row(record)
-        local = timezone.localtime(record.started_at)
         outcome = row["outcome"]
-        row["when_text"] = f"{local.day} {local:%b %Y %H:%M:%S}"
+        row["number_text"] = record_number(record)
+        row["when_text"] = when_text(record.started_at)
         row["status_text"] = _STATUS_TEXT.get(record.status, record.status)
+        row["description"] = row["description"] or event_summary(
+            record.kind, record.data, record.trunk_username
+        )
         row["outcome_short"] = (
             outcome if len(outcome) <= OUTCOME_CHARS else Truncator(outcome).chars(OUTCOME_CHARS)
         )
@@ -130,12 +145,23 @@ def _list_rows(records) -> list[tuple]:
 
 
 def _unknown_marks(record, url: str) -> tuple[str, str]:
-    """An unknown outcome's row class and badge: highlighted with a Resolve link until resolved."""
+    """An unknown outcome's row class and badge: highlighted with a Resolve link until handled
+    (resolved, or retried successfully), then what became of it."""
     if record.status != AuditStatus.UNKNOWN:
         return "", ""
-    if getattr(record, "is_resolved", False):
+    resolution = getattr(record, "resolution_username", None)
+    retried_as = getattr(record, "retried_as", None)
+    if resolution is not None:
+        found = f"created {resolution}" if resolution else "not created"
         return " row-resolved", format_html(
-            ' <span class="badge badge-{}">{}</span>', "resolved", "Resolved"
+            ' <span class="badge badge-resolved">Resolved</span> <span class="resolution">{}</span>',
+            found,
+        )
+    if retried_as is not None:
+        return " row-resolved", format_html(
+            ' <span class="badge badge-resolved">Handled</span> '
+            '<span class="resolution">retried: {} created</span>',
+            retried_as or "trunk",
         )
     return " row-unknown", format_html(
         ' <a class="resolve-link" href="{}#resolution">Resolve</a>', url
@@ -148,8 +174,8 @@ def _rows_html(rows: list[tuple]) -> str:
     format_html_join escapes every value from a record."""
     return format_html_join(
         "\n",
-        '<tr class="status-{}{}"><td><a href="{}">#{}</a></td>'
-        '<td><time datetime="{}">{}</time></td><td>{}</td><td>{}</td><td>{}</td>'
+        '<tr class="status-{}{}"><td class="nowrap"><a href="{}">{}</a></td>'
+        '<td class="nowrap"><time datetime="{}">{}</time></td><td>{}</td><td>{}</td><td>{}</td>'
         '<td><span class="badge badge-{}">{}</span>{}</td><td>{}</td>'
         '<td class="nowrap">{}</td><td>{}</td><td>{}</td></tr>',
         (
@@ -157,7 +183,7 @@ def _rows_html(rows: list[tuple]) -> str:
                 row["status"],
                 marks[0],
                 url,
-                int(row["id"]),
+                row["number_text"],
                 row["when"],
                 row["when_text"],
                 row["tenant"],
@@ -187,8 +213,14 @@ def audit_chart(request: HttpRequest) -> HttpResponse:
     counts = audit_chart_counts(
         user=request.user, filterset=filterset, days=CHART_DAYS, last_day=last_day
     )
+    list_url = reverse("audit:list")
+
+    def day_link(day) -> str:
+        day_text = day.isoformat()
+        return f"{list_url}?{_query(request.GET, date_from=day_text, date_to=day_text)}"
+
     context = {
-        "chart": chart_build(counts),
+        "chart": chart_build(counts, day_link=day_link),
         "form": filterset.form,
         "list_query": _query(request.GET),
     }
@@ -218,6 +250,10 @@ def _detail_render(
     context = {
         "record": record,
         "row": audit_row(record),
+        "number": record_number(record),
+        "summary": event_summary(record.kind, record.data, record.trunk_username),
+        "started_text": when_text(record.started_at),
+        "finished_text": when_text(record.finished_at) if record.finished_at else "",
         "data_items": list(data_items(record.data)),
         "response_json": json.dumps(record.response, indent=2, ensure_ascii=False, sort_keys=True)
         if record.response is not None
@@ -225,6 +261,14 @@ def _detail_render(
         "caller_id": number_national(record.caller_id_number),
         "followups": followups,
         "resolution": next((f for f in followups if f.kind == AuditKind.OUTCOME_RESOLVED), None),
+        "retried": next(
+            (
+                f
+                for f in followups
+                if f.kind == AuditKind.TRUNK_CREATE and f.status == AuditStatus.SUCCEEDED
+            ),
+            None,
+        ),
         "resolve_form": resolve_form,
         "related_label": _related_label(record),
         "chain_previous": previous,

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from trunks.access import User, tenant_list_for
+from trunks.audit.selectors import audit_unknown_handled
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
 
 from .tokens import submission_token_nonce
@@ -55,8 +56,9 @@ def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> Audit
 
 
 def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int = 5):
-    """`tenant`'s recent attempts whose outcome is unknown and that nothing has followed up yet
-    (no retry, no resolution): the form warns about them before a similar trunk is created."""
+    """`tenant`'s recent attempts whose outcome is unknown and not yet handled (resolved, or
+    retried successfully: the audit log's own definition): the form warns about them before a
+    similar trunk is created."""
     since = timezone.now() - timedelta(hours=hours)
     return list(
         AuditRecord.objects.filter(
@@ -64,8 +66,9 @@ def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int
             tenant=tenant,
             status=AuditStatus.UNKNOWN,
             started_at__gte=since,
-            followups__isnull=True,
-        ).order_by("-started_at")[:limit]
+        )
+        .exclude(audit_unknown_handled())
+        .order_by("-started_at")[:limit]
     )
 
 

@@ -57,6 +57,11 @@ class TrunkCreateResult:
         return self.status == AuditStatus.UNKNOWN
 
     @property
+    def not_sent(self) -> bool:
+        """Held back by the portal itself (its rate limit or breaker): nothing reached Crazytel."""
+        return self.status == AuditStatus.NOT_SENT
+
+    @property
     def pending(self) -> bool:
         return self.status == AuditStatus.PENDING
 
@@ -78,18 +83,21 @@ def _scrub(value: Any, secret: str) -> Any:
 
 
 def trunk_attempt_result(*, record: AuditRecord, duplicate: bool) -> TrunkCreateResult:
-    """The result recorded for an attempt (an earlier submission of the same form)."""
+    """The result recorded for an attempt: an earlier submission of the same form (`duplicate`),
+    or the attempt's own page."""
     message = record.error_message
     if record.status == AuditStatus.PENDING:
         message = (
             "This form was already submitted and Crazytel's answer is still awaited. "
-            "Wait a moment, then reload to see the result."
-        )
+            if duplicate
+            else "Crazytel's answer is still awaited. "
+        ) + "Wait a moment, then reload to see the result."
     elif record.status == AuditStatus.SUCCEEDED:
         message = (
             f"This form was already submitted: trunk {record.trunk_username} was created. "
-            "Its password was shown once, on that submission's page."
-        )
+            if duplicate
+            else f"Trunk {record.trunk_username} was created. "
+        ) + "Its password was shown once, on that submission's page."
     elif record.status == AuditStatus.UNKNOWN:
         message = message or MESSAGE_UNKNOWN
     return TrunkCreateResult(
@@ -253,10 +261,15 @@ def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResul
         verified_numbers_forget(tenant=tenant)
     elif isinstance(error, upstream.RateLimited):
         retry_after = retry_seconds(error)
-        if error.status is None and detail:
+        if error.status is None:
             # Held back by the portal's own limiter (budget spent, a 429's pause, or the circuit
             # breaker after repeated failures): nothing was sent, and its message says which.
-            message = detail
+            # Recorded apart from the failures Crazytel returned.
+            status = AuditStatus.NOT_SENT
+            message = detail or (
+                f"The portal held this request back to stay within Crazytel's limits; try again "
+                f"in {retry_after} seconds. Nothing was sent to Crazytel."
+            )
         else:
             message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
     elif isinstance(error, upstream.Unreachable):

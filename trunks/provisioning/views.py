@@ -35,15 +35,22 @@ SESSION_TENANT_KEY = "trunks.create.tenant"
 TEMPLATE = "trunks/trunk_form.html"
 
 
-def _tenant_choose(request: HttpRequest, tenants: list[Tenant], slug: str | None) -> Tenant:
-    """The tenant asked for (404 if not the user's), else the one remembered, else the first."""
+def _tenant_choose(request: HttpRequest, tenants: list[Tenant], slug: str | None) -> Tenant | None:
+    """The tenant the person chose: the one asked for (404 if not theirs), else the one they chose
+    before (remembered in the session), else their only one. None when they have several and have
+    not chosen: the form asks rather than picking one by sort order (a tenant that sorts first,
+    joined or not by the person's choice, must never receive their trunk silently)."""
     by_slug = {t.slug: t for t in tenants}
     if slug:
         tenant = by_slug.get(slug)
         if tenant is None:
             raise Http404("No such tenant.")
+    elif len(tenants) == 1:
+        return tenants[0]
     else:
-        tenant = by_slug.get(request.session.get(SESSION_TENANT_KEY, "")) or tenants[0]
+        tenant = by_slug.get(request.session.get(SESSION_TENANT_KEY, ""))
+        if tenant is None:
+            return None
     if request.session.get(SESSION_TENANT_KEY) != tenant.slug:
         request.session[SESSION_TENANT_KEY] = tenant.slug
     return tenant
@@ -76,6 +83,20 @@ def trunk_settings_shown(data: dict) -> list[tuple[str, str]]:
     return shown
 
 
+def _sip_registration() -> dict[str, str]:
+    """Where a phone or PBX registers the new trunk (settings: not in Crazytel's API)."""
+    return {
+        "registrar": settings.CRAZYTEL_SIP_REGISTRAR,
+        "port": str(settings.CRAZYTEL_SIP_PORT or ""),
+        "transport": settings.CRAZYTEL_SIP_TRANSPORT,
+    }
+
+
+def _choose_first(request: HttpRequest, tenants: list[Tenant], message: str = "") -> HttpResponse:
+    """The page asking which tenant the trunk is for (several tenants, none chosen yet)."""
+    return _render(request, {"tenants": tenants, "tenant": None, "choose_message": message})
+
+
 def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create") -> HttpResponse:
     """The page or one partial. Everything the template shows is worked out here, so rendering
     runs no queries."""
@@ -87,11 +108,11 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
     result = context["result"]
     context.update(
         password_rules=password_rules_json(),
-        sip_registrar=settings.CRAZYTEL_SIP_REGISTRAR,
+        sip=_sip_registration(),
         settings_shown=trunk_settings_shown(result.settings) if result else [],
         **_audit_links(request, result.record if result else None),
     )
-    if context["form"] is not None:
+    if context["form"] is not None and tenant is not None:
         if context.get("next_token") is None:
             context["next_token"] = submission_token_issue(user=request.user)
         context["unknown_recent"] = [
@@ -116,6 +137,8 @@ def trunk_create_view(request: HttpRequest) -> HttpResponse:
         return _trunk_create_post(request, tenants)
 
     tenant = _tenant_choose(request, tenants, request.GET.get("tenant"))
+    if tenant is None:
+        return _choose_first(request, tenants)
     readiness = tenant.readiness
     context = {"tenants": tenants, "tenant": tenant, "unavailable": readiness.reason}
     if readiness:
@@ -130,6 +153,11 @@ def _trunk_create_post(request: HttpRequest, tenants: list[Tenant]) -> HttpRespo
     context: dict = {"tenants": tenants, "tenant": tenant}
     token = request.POST.get("submission_token", "")
     earlier = trunk_attempt_for_submission(user=request.user, token=token)
+    if tenant is None and earlier is None:
+        # Several tenants and none named: nothing is sent until the person says which.
+        return _choose_first(
+            request, tenants, "Choose the tenant first: nothing was sent to Crazytel."
+        )
     if earlier is not None:
         # A second POST of one rendering (double click, back button, a retried request): show
         # what the first one did; never call Crazytel again.
@@ -201,6 +229,8 @@ def trunk_numbers_view(request: HttpRequest) -> HttpResponse:
     if not request.htmx:
         return redirect(reverse("trunks:create") + "?" + request.GET.urlencode())
     tenant = _tenant_choose(request, tenants, request.GET.get("tenant"))
+    if tenant is None:
+        raise Http404("Choose a tenant.")
     readiness = tenant.readiness
     numbers = None
     if readiness:
@@ -232,7 +262,9 @@ def trunk_attempt_view(request: HttpRequest, uuid) -> HttpResponse:
         raise Http404("No such attempt.")
     context = {
         "tenant": record.tenant,
-        "result": trunk_attempt_result(record=record, duplicate=True),
+        "result": trunk_attempt_result(record=record, duplicate=False),
+        # This is the attempt's own page: it does not link to itself.
+        "on_attempt_page": True,
     }
     return _render(request, context, partial="result")
 
