@@ -389,7 +389,8 @@ def test_chart_counts_attempts_per_day_by_status_and_honours_filters(client, mal
     assert chart.total == 6
     assert len(chart.days) == 30
     html = page.content.decode()
-    assert 'role="group"' in html  # day links inside: a group, not an img
+    # Its days are links (to the log filtered to that day), so it is a group, not an image.
+    assert 'role="group"' in html and 'class="chart-day"' in html
     assert '<title id="chart-title">' in html
     assert '<desc id="chart-desc">' in html
     assert "Show the figures as a table" in html

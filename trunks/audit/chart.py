@@ -67,15 +67,13 @@ class Chart:
                 f"{int(b.count)} {names.get(b.status) or escape(b.label.lower())}</title></rect>"
             )
 
-        if not self.day_links:
-            return mark_safe("\n".join(rect(b) for b in self.bars))  # noqa: S308
-        # A day's bars are one link (with a full-height hit area): clicking a day filters the
-        # log to it.
+        # With day_links, a day's bars are one link (with a full-height hit area): clicking a
+        # day filters the log to it. The link's URL is escaped like every other text here.
         by_day: dict[date, list[Bar]] = {}
         for b in self.bars:
             by_day.setdefault(b.day, []).append(b)
-        parts = []
-        for day, bars in by_day.items():
+        parts = [] if self.day_links else [rect(b) for b in self.bars]
+        for day, bars in by_day.items() if self.day_links else ():
             href = self.day_links.get(day)
             x = float(bars[0].x) - (float(self.slot_width) - float(bars[0].width)) / 2
             parts.append(
@@ -86,7 +84,9 @@ class Chart:
                 + "".join(rect(b) for b in bars)
                 + "</a>"
             )
-        return mark_safe("\n".join(parts))  # noqa: S308 (numbers, dates, escaped text only)
+        return mark_safe(  # noqa: S308 (numbers, dates and escaped labels only)
+            "\n".join(parts)
+        )
 
     @property
     def table_rows_html(self) -> str:
