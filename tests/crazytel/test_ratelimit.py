@@ -403,10 +403,12 @@ def test_after_the_cooloff_one_trial_call_goes_and_one_more_failure_reopens(back
 
 # --- Several processes --------------------------------------------------------------------------
 
+# Three processes over two and a half windows: each window's budget is contended for by all of
+# them, and a window boundary is crossed twice (a longer run proves no more, and costs CPU).
 BUDGET = 10
-WINDOW = 2.0
-RUN_FOR = 5.0
-PROCESSES = 4
+WINDOW = 1.0
+RUN_FOR = 2.5
+PROCESSES = 3
 # A grant is timed in the worker just after acquire() returns, a little after the limiter decided.
 CLOCK_SLACK = 0.05
 
