@@ -25,7 +25,7 @@ def test_login_page_is_public(client):
 
 
 @pytest.mark.parametrize("path", ["/", "/admin/"])
-def test_every_page_requires_login(client, db, path):
+def test_the_home_page_and_the_admin_redirect_an_anonymous_visitor_to_login(client, db, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response["Location"].startswith(("/accounts/login/", "/admin/login/"))

@@ -405,7 +405,7 @@ def test_on_a_cold_cache_one_caller_fetches_the_numbers_while_the_others_wait(ke
     from tests.trunk_fixtures import NUMBERS
 
     def slow_numbers(request):
-        time.sleep(0.3)
+        time.sleep(0.3)  # a slow Crazytel is the subject: the others must wait, not call too
         return (200, {"Content-Type": "application/json"}, json.dumps(NUMBERS))
 
     crazytel.remove(responses.GET, NUMBERS_URL)

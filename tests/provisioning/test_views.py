@@ -357,7 +357,7 @@ def test_each_upstream_fault_shows_its_message_on_the_form_with_the_values_kept(
     _no_canary_anywhere(response)
 
 
-def test_422_marks_the_password_field(staff, crazytel):
+def test_a_422_shows_crazytels_words_beside_the_password_field(staff, crazytel):
     crazytel.post(
         TRUNKS_URL,
         status=422,
@@ -386,7 +386,7 @@ def test_400_marks_the_number_crazytel_refused(staff, crazytel, detail, field):
     assert f'id="id_{field}_error"' in html
 
 
-def test_401_flags_the_tenant(staff, keyed_a, crazytel):
+def test_a_key_crazytel_rejects_marks_the_tenants_connection_failing(staff, keyed_a, crazytel):
     crazytel.post(TRUNKS_URL, status=401, json={"detail": "nope"})
     _post(staff)
     keyed_a.refresh_from_db()
@@ -665,12 +665,12 @@ def test_generate_returns_a_fresh_strong_password_never_cached(staff):
     assert staff.get(reverse("trunks:password")).json()["password"] != password
 
 
-def test_generate_is_for_staff_only(client, charlie):
+def test_generating_a_password_is_404_for_someone_without_a_tenant(client, charlie):
     client.force_login(charlie)
     assert client.get(reverse("trunks:password")).status_code == 404
 
 
-def test_get_only_where_get_is_meant(staff):
+def test_read_only_endpoints_refuse_post_and_the_form_refuses_put_with_405(staff):
     assert staff.post(reverse("trunks:password")).status_code == 405
     assert staff.post(reverse("trunks:numbers")).status_code == 405
     assert staff.put(URL).status_code == 405
