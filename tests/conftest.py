@@ -1,6 +1,9 @@
 """Shared fixtures. Three people and two tenants, named and reused (healthchecks' hc/test.py)."""
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from trunks.models import Role
 
@@ -8,6 +11,12 @@ from .factories import DEFAULT_PASSWORD, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
 pytest_plugins = ["tests.trunk_fixtures"]
+
+# Hypothesis: `make test` runs each property on 20 examples (every run draws new ones);
+# HYPOTHESIS_PROFILE=thorough runs 200, e.g. before a release or after touching input handling.
+hypothesis_settings.register_profile("suite", max_examples=20)
+hypothesis_settings.register_profile("thorough", max_examples=200)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def pytest_configure(config):

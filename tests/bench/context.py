@@ -50,8 +50,9 @@ class Context:
         """The built-in Crazytel sandbox, served by its own gunicorn; every request is logged."""
         if not self.sandbox_available():
             raise FeatureMissing("sandbox")
-        self.log("starting the sandbox (gunicorn, 2 workers, 4 threads each)")
-        return self.start_server("sandbox", workers=2, threads=4, access_log=True)
+        workers = self.config.server_workers
+        self.log(f"starting the sandbox (gunicorn, {workers} worker(s), 4 threads each)")
+        return self.start_server("sandbox", workers=workers, threads=4, access_log=True)
 
     def sandbox_api_url(self, server: Gunicorn | None = None) -> str:
         return f"{(server or self.sandbox).base_url}/sandbox/api/v1"
@@ -65,8 +66,9 @@ class Context:
 
     def portal_server(self) -> Gunicorn:
         if self._portal is None:
-            self.log("starting the portal (gunicorn, 2 workers)")
-            self._portal = self.start_server("portal", workers=2)
+            workers = self.config.server_workers
+            self.log(f"starting the portal (gunicorn, {workers} worker(s))")
+            self._portal = self.start_server("portal", workers=workers)
         return self._portal
 
     def close(self) -> None:

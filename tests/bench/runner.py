@@ -27,6 +27,7 @@ class Config:
     budget_seconds: float
     budget_staff: int = 10
     export_runs: int = 3  # each export (and its reference) runs this many times, in fresh processes
+    server_workers: int = 2  # gunicorn workers of each server the bench starts
     keep_db: bool = False
     db_name: str | None = None
     json_path: Path = environment.BASE_DIR / "bench-results.json"
@@ -53,16 +54,18 @@ MODES = {
         budget_seconds=15,
         export_runs=2,
     ),
-    # The smoke test's sizes: every code path, no meaningful numbers.
+    # The smoke test's sizes: every code path, no meaningful numbers, as little CPU as will do
+    # (one gunicorn worker per server, two staff for a second and a half: still concurrent).
     "smoke": dict(
         audit_rows=300,
         repeats=3,
         create_repeats=3,
         audit_repeats=3,
         wrk_seconds=1,
-        budget_seconds=4,
+        budget_seconds=1.5,
         export_runs=1,
-        budget_staff=3,
+        budget_staff=2,
+        server_workers=1,
     ),
 }
 

@@ -105,7 +105,9 @@ def run(ctx) -> list[Figure]:
         from .harness import FeatureMissing
 
         raise FeatureMissing("sandbox")
-    sandbox = ctx.start_server("sandbox-budget", workers=2, threads=4, access_log=True)
+    sandbox = ctx.start_server(
+        "sandbox-budget", workers=ctx.config.server_workers, threads=4, access_log=True
+    )
     api_key = f"bench-budget-{secrets.token_hex(12)}"
     sandbox_account_create(api_key=api_key, name="Bench budget")
     tenant = tenant_create(

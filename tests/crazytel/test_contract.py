@@ -10,6 +10,7 @@ import time
 import pytest
 
 import portal
+from tests.waiting import wait_until
 from trunks.crazytel.client import CrazytelClient
 from trunks.crazytel.errors import (
     CrazytelError,
@@ -336,7 +337,8 @@ def test_a_timeout_after_creation_is_an_unknown_outcome_though_the_trunk_exists(
         target.client().create_sip_trunk(payload(target))
     assert "may or may not" in info.value.message and readable(info.value)
     assert len(target.trunk_usernames()) == 1  # created, though the client could not know
-    # Let the late answer go out before the next test resets the data.
+    # Let the late answer go out before the next test resets the data. A time, not a condition:
+    # neither stand-in tells when a dropped request's handler has finished its delay.
     time.sleep(max(0.0, LATE_ANSWER - (time.monotonic() - started)) + 0.2)
 
 
@@ -346,11 +348,9 @@ def test_a_latency_over_the_read_timeout_is_an_unknown_outcome(target):
         target.client().create_sip_trunk(payload(target))
     # The server goes on after its delay and creates the trunk: wait for it, so that its late
     # work does not overlap the next test.
-    deadline = time.monotonic() + 10
-    while not target.trunk_usernames() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(target.trunk_usernames, "the trunk created after the delay")
     assert len(target.trunk_usernames()) == 1
-    time.sleep(0.2)
+    time.sleep(0.2)  # its answer goes out just after the trunk is written (see above)
 
 
 def test_a_closed_port_is_unreachable():
@@ -420,6 +420,14 @@ def test_no_secret_in_any_log_record_through_full_cycles(target, caplog):
 # --- The drop fault under gunicorn (live_server and runserver are wsgiref) --------------------------
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
     import os
     import subprocess
@@ -436,8 +444,9 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
         "SECURE_SSL_REDIRECT": "false",
     }
     manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "-v0"], cwd=root, env=env, check=True)
     setup = (
+        "from django.core.management import call_command;"
+        "call_command('migrate', verbosity=0);"
         "from trunks.sandbox.services import *;"
         f"a = sandbox_account_ensure(name='G', api_key='{KEY}');"
         "sandbox_faults_set(account=a, drop_connection=True, fault_remaining=1)"
@@ -459,15 +468,7 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
         client = CrazytelClient(
             base_url=f"http://127.0.0.1:{port}/sandbox/api/v1", api_key=KEY, read_timeout=5
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("gunicorn did not start") from None
-                time.sleep(0.2)
+        wait_until(lambda: _accepts(port), "gunicorn to listen", timeout_s=60)
         # The calls around the drop may wait for gunicorn (its worker loads the app lazily, and
         # replaces the one that dropped): on a busy machine longer than the 5 s read timeout.
         patient = CrazytelClient(

@@ -19,8 +19,8 @@ from trunks.models import Membership
 
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
 
+# How many examples: the Hypothesis profile (tests/conftest.py: 20 in `make test`).
 EXAMPLES = settings(
-    max_examples=40,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCEPTED_GAPS = ("feature missing", "wrk not installed")
 
 
-def test_figure_ratio_target_and_table():
+def test_a_figure_knows_its_ratio_and_status_and_the_table_shows_gaps():
     fig = figure(
         "1", "page", 12.0, "ms", reference=4.0, reference_label="ref", target=at_most(3 * 4.0)
     )

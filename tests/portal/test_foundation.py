@@ -5,13 +5,14 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from django.contrib.staticfiles import finders
 from django.urls import reverse
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def test_login_page_is_public(client):
 
 
 @pytest.mark.parametrize("path", ["/", "/admin/"])
-def test_every_page_requires_login(client, db, path):
+def test_the_home_page_and_the_admin_redirect_an_anonymous_visitor_to_login(client, db, path):
     response = client.get(path)
     assert response.status_code == 302
     assert response["Location"].startswith(("/accounts/login/", "/admin/login/"))
@@ -98,14 +99,21 @@ def _serve(extra_env: dict[str, str]):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def answer():
         try:
-            return proc, requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("gunicorn did not start")
+            # Patient: gunicorn's worker loads the app on its first request, slowly on a busy machine.
+            # (A list: a 503 response is falsy.)
+            return [requests.get(f"http://127.0.0.1:{port}/healthz", timeout=60)]
+        except requests.ConnectionError:  # not listening yet
+            return None
+
+    try:
+        [response] = wait_until(answer, "gunicorn to answer /healthz", timeout_s=60)
+        return proc, response
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 @pytest.mark.parametrize(

@@ -9,17 +9,18 @@ one upstream create — also when the same form is posted a second time.
 
 import html
 import json
+import re
 import socket
-import time
 import uuid
 
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from tests.provisioning.faults import CLOSED_PORT, IN_SANDBOX, READ_TIMEOUT
 from tests.trunk_fixtures import key_tenant, token_from
+from tests.waiting import wait_until
 from trunks.models import AuditKind, AuditRecord, AuditStatus
-from trunks.provisioning.messages import MESSAGE_UNKNOWN, MESSAGE_UNREACHABLE
 from trunks.provisioning.numbers import verified_numbers_cache_key
 from trunks.sandbox import views as sandbox_views
 from trunks.sandbox.models import SandboxRateWindow, SandboxTrunk
@@ -29,49 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/trunks/new/"
 PASSWORD = "Fault9MatrixPassw0rd"
-# The client's read timeout in these tests (seconds): short, so a timeout costs one second.
-TIMEOUT = 1.0
-
-BUSY_12 = "Crazytel is busy; try again in 12 seconds. Nothing was created."
-
-# (id, sandbox faults, audit status, the message the form shows, trunks the sandbox ends up holding)
-MATRIX = [
-    ("latency-under-timeout", {"latency_ms": 200}, AuditStatus.SUCCEEDED, "created", 1),
-    ("latency-over-timeout", {"latency_ms": 1600}, AuditStatus.UNKNOWN, MESSAGE_UNKNOWN, 1),
-    ("500", {"forced_status": 500}, AuditStatus.UNKNOWN, MESSAGE_UNKNOWN, 0),
-    (
-        "html-502",
-        {"html_error": True, "forced_status": 502},
-        AuditStatus.UNKNOWN,
-        MESSAGE_UNKNOWN,
-        0,
-    ),
-    (
-        "503-retry-after",
-        {"forced_status": 503, "retry_after": 30},
-        AuditStatus.UNKNOWN,
-        MESSAGE_UNKNOWN,
-        0,
-    ),
-    ("429", {"forced_status": 429, "retry_after": 12}, AuditStatus.FAILED, BUSY_12, 0),
-    ("connection-refused", None, AuditStatus.FAILED, MESSAGE_UNREACHABLE, 0),
-    ("connection-reset", {"drop_connection": True}, AuditStatus.UNKNOWN, MESSAGE_UNKNOWN, 0),
-    (
-        "timeout-after-create",
-        {"create_then_timeout": True, "timeout_sleep_ms": 1600},
-        AuditStatus.UNKNOWN,
-        MESSAGE_UNKNOWN,
-        1,
-    ),
-    ("malformed-json", {"malformed_json": True}, AuditStatus.UNKNOWN, MESSAGE_UNKNOWN, 0),
-    (
-        "200-invalid-username",
-        {"invalid_username": True},
-        AuditStatus.UNKNOWN,
-        MESSAGE_UNKNOWN,
-        0,
-    ),
-]
 
 
 class SandboxRequests:
@@ -107,7 +65,8 @@ def api_key():
 
 @pytest.fixture
 def sandbox(live_server, tenant_a, settings, fresh_cache, api_key):
-    settings.CRAZYTEL_TIMEOUT = TIMEOUT
+    # Short, so a delay that outlasts it costs about a second.
+    settings.CRAZYTEL_TIMEOUT = READ_TIMEOUT
     account = sandbox_account_ensure(name="Fault matrix", api_key=api_key)
     key_tenant(tenant_a, api_key, base_url=f"{live_server.url}/sandbox/api/v1")
     return account
@@ -148,14 +107,11 @@ def _form_data(token: str, caller_id: str) -> dict:
     }
 
 
-def _wait_for_trunks(expected: int, seconds: float = 8.0) -> int:
+def _wait_for_trunks(expected: int) -> int:
     """The sandbox may still be working after the portal stopped waiting: let it finish."""
-    deadline = time.monotonic() + seconds
-    count = SandboxTrunk.objects.count()
-    while count < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-        count = SandboxTrunk.objects.count()
-    return count
+    if expected:
+        wait_until(lambda: SandboxTrunk.objects.count() >= expected, f"{expected} sandbox trunk(s)")
+    return SandboxTrunk.objects.count()
 
 
 def _assert_no_secret(text: str, api_key: str) -> None:
@@ -163,20 +119,17 @@ def _assert_no_secret(text: str, api_key: str) -> None:
     assert api_key not in text
 
 
-@pytest.mark.parametrize(
-    ("faults", "status", "message", "trunks"),
-    [case[1:] for case in MATRIX],
-    ids=[case[0] for case in MATRIX],
-)
-def test_each_fault_gives_its_message_status_and_one_create_at_most(
-    sandbox, tenant_a, staff_client, sandbox_requests, api_key, faults, status, message, trunks
+@pytest.mark.parametrize("fault", IN_SANDBOX, ids=str)
+def test_each_fault_over_real_http_gives_its_message_status_and_one_create_at_most(
+    sandbox, tenant_a, staff_client, sandbox_requests, api_key, fault
 ):
+    status, message, trunks = fault.status, fault.message, fault.trunks
     landline = next(n["number"] for n in sandbox.verified_numbers if n["number"].startswith("612"))
     token = token_from(staff_client.get(URL).content.decode())  # reads and caches the numbers
-    if faults is None:
+    if fault.sandbox is CLOSED_PORT:
         _point_at_closed_port(tenant_a)
     else:
-        sandbox_faults_set(account=sandbox, fault_scope="create", **faults)
+        sandbox_faults_set(account=sandbox, fault_scope="create", **fault.sandbox)
 
     response = staff_client.post(URL, _form_data(token, landline))
     page = html.unescape(response.content.decode())
@@ -199,7 +152,10 @@ def test_each_fault_gives_its_message_status_and_one_create_at_most(
         assert f"Trunk {trunk.username} created" in page
     else:
         assert message in record.error_message
+        assert record.error_category == fault.category
         assert 'name="password"' in page, "the form is shown again to correct or retry"
+        if fault.field:
+            assert re.search(rf'name="{fault.field}"[^>]*aria-invalid="true"', page)
     if status == AuditStatus.UNKNOWN:
         # An unknown outcome is never retried by itself: a person must choose to, knowingly.
         assert "Try again anyway" in page
@@ -213,7 +169,7 @@ def test_each_fault_gives_its_message_status_and_one_create_at_most(
     assert "already submitted" in again_page or message in again_page
     _assert_no_secret(again_page, api_key)
 
-    expected_creates = 0 if faults is None else 1
+    expected_creates = 0 if fault.sandbox is CLOSED_PORT else 1
     assert sandbox_requests.creates == expected_creates
     assert _wait_for_trunks(trunks) == trunks
     assert AuditRecord.objects.filter(kind=AuditKind.TRUNK_CREATE).count() == 1

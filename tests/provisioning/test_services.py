@@ -7,6 +7,7 @@ import requests
 import responses
 from django.core.cache import cache
 
+from tests.provisioning.faults import FAILURES
 from tests.trunk_fixtures import (
     API_KEY_A,
     CANARY,
@@ -18,9 +19,6 @@ from tests.trunk_fixtures import (
 )
 from trunks.models import AuditRecord, AuditStatus
 from trunks.provisioning.messages import (
-    MESSAGE_REJECTED_KEY,
-    MESSAGE_UNKNOWN,
-    MESSAGE_UNREACHABLE,
     TrunkError,
 )
 from trunks.provisioning.numbers import verified_numbers_cache_key, verified_numbers_get
@@ -136,112 +134,21 @@ def test_the_attempt_is_pending_in_the_database_while_crazytel_is_called(keyed_a
 
 # --- every failure class ----------------------------------------------------------------------------
 
-FASTAPI_422 = {
-    "detail": [
-        {
-            "loc": ["body", "password"],
-            "msg": "Password must contain at least 1 uppercase letter",
-            "type": "value_error",
-            "input": CANARY,
-        }
-    ]
-}
 
-
-@pytest.mark.parametrize(
-    ("reply", "status", "category", "field", "message"),
-    [
-        (
-            dict(status=422, json=FASTAPI_422),
-            "failed",
-            "validation",
-            "password",
-            "refused the values",
-        ),
-        (
-            dict(status=400, json={"detail": "SMS sender is not a verified number"}),
-            "failed",
-            "number_rejected",
-            None,
-            "refused a number",
-        ),
-        (
-            dict(status=401, json={"detail": "Invalid API key"}),
-            "failed",
-            "rejected_key",
-            None,
-            MESSAGE_REJECTED_KEY,
-        ),
-        (
-            dict(status=429, json={"detail": "Too many"}, headers={"Retry-After": "17"}),
-            "failed",
-            "rate_limited",
-            None,
-            "Crazytel is busy; try again in 17 seconds",
-        ),
-        (
-            dict(status=500, json={"detail": "backend down"}),
-            "unknown",
-            "upstream",
-            None,
-            MESSAGE_UNKNOWN,
-        ),
-        (
-            dict(
-                status=502, body="<html><body>Bad gateway</body></html>", content_type="text/html"
-            ),
-            "unknown",
-            "upstream",
-            None,
-            MESSAGE_UNKNOWN,
-        ),
-        (
-            dict(status=200, json={"id": "x", "user": "nobody"}),
-            "unknown",
-            "upstream",
-            None,
-            MESSAGE_UNKNOWN,
-        ),
-        (
-            dict(body=requests.ConnectTimeout("connect timed out")),
-            "failed",
-            "unreachable",
-            None,
-            MESSAGE_UNREACHABLE,
-        ),
-        (
-            dict(body=requests.ReadTimeout("read timed out")),
-            "unknown",
-            "unknown",
-            None,
-            MESSAGE_UNKNOWN,
-        ),
-    ],
-    ids=[
-        "422",
-        "400",
-        "401",
-        "429",
-        "500",
-        "html-502",
-        "malformed-200",
-        "unreachable",
-        "read-timeout",
-    ],
-)
-def test_each_upstream_outcome_maps_to_its_status_and_message(
-    keyed_a, alice, crazytel, reply, status, category, field, message
+@pytest.mark.parametrize("fault", FAILURES, ids=str)
+def test_each_upstream_fault_gives_its_typed_error_status_and_message(
+    keyed_a, alice, crazytel, fault
 ):
-    crazytel.post(TRUNKS_URL, **reply)
+    crazytel.post(TRUNKS_URL, **fault.reply)
     result = _create(keyed_a, alice)
-    assert result.status == status
-    assert result.category == category
-    assert message in result.message
-    if field:
-        assert result.field_errors[field]
+    assert result.status == fault.status
+    assert result.category == fault.category
+    assert fault.message in result.message
+    if fault.field:
+        assert result.field_errors[fault.field]
     record = AuditRecord.objects.get()
-    assert record.status == status
-    assert record.error_category == category
+    assert record.status == fault.status
+    assert record.error_category == fault.category
     assert record.finished_at is not None and record.record_hash
     assert len(create_calls(crazytel)) == 1  # never retried on its own
     _no_password_stored()
@@ -498,7 +405,7 @@ def test_on_a_cold_cache_one_caller_fetches_the_numbers_while_the_others_wait(ke
     from tests.trunk_fixtures import NUMBERS
 
     def slow_numbers(request):
-        time.sleep(0.3)
+        time.sleep(0.3)  # a slow Crazytel is the subject: the others must wait, not call too
         return (200, {"Content-Type": "application/json"}, json.dumps(NUMBERS))
 
     crazytel.remove(responses.GET, NUMBERS_URL)

@@ -2,14 +2,18 @@
 
 import re
 import threading
+from html import unescape
 
 import pytest
 import requests
 import responses
 from django.db import connection
+from django.template.response import SimpleTemplateResponse
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import MembershipFactory
+from tests.provisioning.faults import FAILURES
 from tests.trunk_fixtures import (
     API_KEY_A,
     CANARY,
@@ -378,102 +382,31 @@ def test_managers_get_a_link_to_the_record_in_the_audit_log_when_it_exists(
 
 # --- every upstream outcome on the form ---------------------------------------------------------------
 
-OUTCOMES = [
-    (
-        "422",
-        dict(
-            status=422,
-            json={
-                "detail": [
-                    {
-                        "loc": ["body", "password"],
-                        "msg": "Password too weak",
-                        "type": "value_error",
-                        "input": CANARY,
-                    }
-                ]
-            },
-        ),
-        AuditStatus.FAILED,
-        "Password too weak",
-    ),
-    (
-        "400",
-        dict(status=400, json={"detail": "Caller ID not verified"}),
-        AuditStatus.FAILED,
-        "Crazytel refused a number",
-    ),
-    (
-        "401",
-        dict(status=401, json={"detail": "Invalid key"}),
-        AuditStatus.FAILED,
-        "key was rejected; an admin must replace it",
-    ),
-    (
-        "429",
-        dict(status=429, json={"detail": "slow"}, headers={"Retry-After": "30"}),
-        AuditStatus.FAILED,
-        "Crazytel is busy; try again in 30 seconds",
-    ),
-    (
-        "500",
-        dict(status=500, json={"detail": "oops"}),
-        AuditStatus.UNKNOWN,
-        "could not confirm whether Crazytel created the trunk",
-    ),
-    (
-        "html-502",
-        dict(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"),
-        AuditStatus.UNKNOWN,
-        "check the account before trying again",
-    ),
-    (
-        "malformed-200",
-        dict(status=200, body="{not json", content_type="application/json"),
-        AuditStatus.UNKNOWN,
-        "could not confirm",
-    ),
-    (
-        "unreachable",
-        dict(body=requests.ConnectTimeout("connect timed out")),
-        AuditStatus.FAILED,
-        "nothing was created; try again",
-    ),
-    (
-        "timeout-after-send",
-        dict(body=requests.ReadTimeout("read timed out")),
-        AuditStatus.UNKNOWN,
-        "could not confirm whether Crazytel created the trunk",
-    ),
-]
 
-
-@pytest.mark.parametrize(
-    ("reply", "status", "phrase"),
-    [o[1:] for o in OUTCOMES],
-    ids=[o[0] for o in OUTCOMES],
-)
+@pytest.mark.parametrize("fault", FAILURES, ids=str)
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
-def test_each_outcome_shows_its_own_message_on_the_form(
-    staff, crazytel, reply, status, phrase, htmx
+def test_each_upstream_fault_shows_its_message_on_the_form_with_the_values_kept(
+    staff, crazytel, fault, htmx
 ):
-    crazytel.post(TRUNKS_URL, **reply)
+    crazytel.post(TRUNKS_URL, **fault.reply)
     response = _post(staff, htmx=htmx)
     html = response.content.decode()
     assert response.status_code == 200
-    assert phrase in html.replace("&#x27;", "'")
+    assert fault.message in unescape(html)
+    if fault.field:
+        assert re.search(rf'name="{fault.field}"[^>]*aria-invalid="true"', html)
     assert 'id="trunk-form"' in html  # the form again, values kept
     assert '<option value="61298765432" selected>' in html
     assert 'value="Reception phone"' in html
     record = AuditRecord.objects.get()
-    assert record.status == status
+    assert record.status == fault.status
     assert len(create_calls(crazytel)) == 1
     # A fresh one-time token: the spent one would only show this result again.
     assert record.submission_token not in html
     _no_canary_anywhere(response)
 
 
-def test_422_marks_the_password_field(staff, crazytel):
+def test_a_422_shows_crazytels_words_beside_the_password_field(staff, crazytel):
     crazytel.post(
         TRUNKS_URL,
         status=422,
@@ -502,7 +435,7 @@ def test_400_marks_the_number_crazytel_refused(staff, crazytel, detail, field):
     assert f'id="id_{field}_error"' in html
 
 
-def test_401_flags_the_tenant(staff, keyed_a, crazytel):
+def test_a_key_crazytel_rejects_marks_the_tenants_connection_failing(staff, keyed_a, crazytel):
     crazytel.post(TRUNKS_URL, status=401, json={"detail": "nope"})
     _post(staff)
     keyed_a.refresh_from_db()
@@ -781,12 +714,12 @@ def test_generate_returns_a_fresh_strong_password_never_cached(staff):
     assert staff.get(reverse("trunks:password")).json()["password"] != password
 
 
-def test_generate_is_for_staff_only(client, charlie):
+def test_generating_a_password_is_404_for_someone_without_a_tenant(client, charlie):
     client.force_login(charlie)
     assert client.get(reverse("trunks:password")).status_code == 404
 
 
-def test_get_only_where_get_is_meant(staff):
+def test_read_only_endpoints_refuse_post_and_the_form_refuses_put_with_405(staff):
     assert staff.post(reverse("trunks:password")).status_code == 405
     assert staff.post(reverse("trunks:numbers")).status_code == 405
     assert staff.put(URL).status_code == 405
@@ -854,7 +787,7 @@ def test_a_tenant_whose_key_was_rejected_is_flagged_to_staff_on_the_form(staff, 
     assert "Crazytel rejected this tenant's key recently" in html
 
 
-# --- issue 15: what the form says after an attempt --------------------------------------------------
+# --- what the form says after an attempt --------------------------------------------------
 
 
 def test_after_a_429_the_outcome_carries_the_wait_for_the_countdown(staff, crazytel):
@@ -918,3 +851,53 @@ def test_a_persons_own_attempt_page_neither_says_already_submitted_nor_links_to_
     assert "Trunk CT123456 created" in html
     assert "already submitted" not in html and "earlier submission" not in html
     assert f'href="{url}"' not in html
+
+
+# --- rendering runs no queries --------------------------------------------------------------------
+
+
+@pytest.fixture
+def render_queries(monkeypatch):
+    """The queries each TemplateResponse's rendering ran (the view's own queries are not counted)."""
+    seen: list[list[str]] = []
+    real = SimpleTemplateResponse.render
+
+    def render(self):
+        with CaptureQueriesContext(connection) as queries:
+            rendered = real(self)
+        seen.append([q["sql"] for q in queries.captured_queries])
+        return rendered
+
+    monkeypatch.setattr(SimpleTemplateResponse, "render", render)
+    return seen
+
+
+def _unknown_then_another(staff, crazytel):
+    """An earlier unknown outcome (listed on the form), then a fresh failure on the form."""
+    crazytel.post(TRUNKS_URL, body=requests.ReadTimeout("timed out"))
+    _post(staff)
+    return _post(staff, password="short")
+
+
+RENDERINGS = {
+    "form-page": lambda staff, crazytel: staff.get(URL),
+    "form-partial-htmx": lambda staff, crazytel: staff.get(URL, headers=HX),
+    "form-with-field-errors": lambda staff, crazytel: _post(staff, password="short"),
+    "form-after-unknown-outcome": _unknown_then_another,
+    "success-page": lambda staff, crazytel: (
+        crazytel.post(TRUNKS_URL, json=created()),
+        _post(staff),
+    )[1],
+    "success-partial-htmx": lambda staff, crazytel: (
+        crazytel.post(TRUNKS_URL, json=created()),
+        _post(staff, htmx=True),
+    )[1],
+}
+
+
+@pytest.mark.parametrize("rendering", list(RENDERINGS))
+def test_rendering_the_trunk_page_runs_no_queries(staff, crazytel, render_queries, rendering):
+    response = RENDERINGS[rendering](staff, crazytel)
+    assert response.status_code == 200
+    assert render_queries, "the trunk page is a TemplateResponse, rendered after the view"
+    assert render_queries[-1] == [], "\n".join(render_queries[-1])

@@ -9,12 +9,13 @@ success page carries the trunk's password, shown once and never stored anywhere.
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
-from trunks.access import tenant_list_for, user_tenants_at_least
+from trunks.access import tenant_list_for, user_tenant_access, user_tenants_at_least
 from trunks.crazytel.contract import TRUNK_FIELDS
 from trunks.models import AuditRecord, Role, Tenant
 from trunks.numbers import number_national
@@ -120,8 +121,14 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
             for r in trunk_attempts_unknown_recent(tenant=tenant)
             if result is None or r.pk != result.record.pk
         ]
-    template = f"{TEMPLATE}#{partial}" if request.htmx else TEMPLATE
-    return render(request, template, context)
+    if request.htmx:
+        template = f"{TEMPLATE}#{partial}"
+    else:
+        template = TEMPLATE
+        # The page's menu reads the user's tenants and roles: read them now (once per request).
+        user_tenant_access(user=request.user)
+    # Rendered after the view returns, so a test can watch the rendering alone (no queries).
+    return TemplateResponse(request, template, context)
 
 
 @sensitive_post_parameters("password")

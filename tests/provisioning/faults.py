@@ -1,0 +1,205 @@
+"""The upstream fault table: every way Crazytel can answer a trunk create, and what the portal makes of it.
+
+One row per fault drives every level that tests it:
+- the service (tests/provisioning/test_services.py: trunk_create against the row's mocked `reply`),
+- the form (tests/provisioning/test_views.py: the trunk view, plain and htmx, same mocked reply),
+- real HTTP (tests/provisioning/test_fault_matrix.py: the form posted to the sandbox over live_server
+  with the row's `sandbox` faults injected),
+- the browser (tests/e2e/test_staff_journey.py: the staff journey's failure cases).
+
+A row with `reply=None` has no mocked form (only the sandbox makes it happen, e.g. a delay that
+outlasts the read timeout), one with `sandbox=None` cannot be injected into the sandbox by a fault
+switch (the browser journey makes a 400 and a 401 in its own ways).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from tests.trunk_fixtures import CANARY
+from trunks.crazytel.errors import (
+    CrazytelError,
+    NumberRejected,
+    OutcomeUnknown,
+    RateLimited,
+    RejectedKey,
+    Unreachable,
+    UpstreamError,
+    ValidationFailed,
+)
+from trunks.models import AuditStatus
+from trunks.provisioning.messages import MESSAGE_REJECTED_KEY, MESSAGE_UNKNOWN, MESSAGE_UNREACHABLE
+
+# The sandbox fault that stands for "nothing listens at Crazytel's address any more".
+CLOSED_PORT = {"closed_port": True}
+
+# The read timeout (seconds) the real-HTTP levels set, so a delay of `SLOW_MS` outlasts it.
+READ_TIMEOUT = 1.0
+SLOW_MS = 1600
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    # How to make it happen: keyword arguments for `responses.add` (a mocked Crazytel), and for
+    # `sandbox_faults_set` (the built-in sandbox; CLOSED_PORT: point the tenant at a closed port).
+    reply: dict[str, Any] | None
+    sandbox: dict[str, Any] | None
+    # What the portal makes of it: the typed error the client raises (None: the trunk is created),
+    # the audit status, a phrase of the message a person reads, the field Crazytel named.
+    error: type[CrazytelError] | None
+    status: AuditStatus
+    message: str
+    field: str | None = None
+    # Trunks the sandbox holds at the end (it may create one and still not answer in time).
+    trunks: int = 0
+
+    @property
+    def category(self) -> str | None:
+        return self.error.category if self.error else None
+
+    def __str__(self) -> str:
+        return self.id
+
+
+PASSWORD_REFUSED_422 = {
+    "detail": [
+        {
+            "loc": ["body", "password"],
+            "msg": "Password must contain at least 1 uppercase letter",
+            "type": "value_error",
+            "input": CANARY,
+        }
+    ]
+}
+
+FAULTS = [
+    Fault(
+        "latency-under-timeout",
+        reply=None,
+        sandbox={"latency_ms": 200},
+        error=None,
+        status=AuditStatus.SUCCEEDED,
+        message="created",
+        trunks=1,
+    ),
+    Fault(
+        "422-password",
+        reply=dict(status=422, json=PASSWORD_REFUSED_422),
+        sandbox={"forced_status": 422},
+        error=ValidationFailed,
+        status=AuditStatus.FAILED,
+        message="Crazytel refused the values",
+        field="password",
+    ),
+    Fault(
+        "400-number",
+        reply=dict(status=400, json={"detail": "Caller ID number is not verified"}),
+        sandbox=None,
+        error=NumberRejected,
+        status=AuditStatus.FAILED,
+        message="Crazytel refused a number",
+        field="caller_id_number",
+    ),
+    Fault(
+        "401",
+        reply=dict(status=401, json={"detail": "Invalid API key"}),
+        sandbox=None,
+        error=RejectedKey,
+        status=AuditStatus.FAILED,
+        message=MESSAGE_REJECTED_KEY,
+    ),
+    Fault(
+        "429",
+        reply=dict(status=429, json={"detail": "Too many"}, headers={"Retry-After": "30"}),
+        sandbox={"forced_status": 429, "retry_after": 30},
+        error=RateLimited,
+        status=AuditStatus.FAILED,
+        message="Crazytel is busy; try again in 30 seconds. Nothing was created.",
+    ),
+    Fault(
+        "500",
+        reply=dict(status=500, json={"detail": "backend down"}),
+        sandbox={"forced_status": 500},
+        error=UpstreamError,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        "html-502",
+        reply=dict(
+            status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"
+        ),
+        sandbox={"html_error": True, "forced_status": 502},
+        error=UpstreamError,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        "503-retry-after",
+        reply=dict(status=503, json={"detail": "maintenance"}, headers={"Retry-After": "30"}),
+        sandbox={"forced_status": 503, "retry_after": 30},
+        error=UpstreamError,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        "malformed-json",
+        reply=dict(
+            status=200, body='{"detail": "ok", "username": "CT12', content_type="application/json"
+        ),
+        sandbox={"malformed_json": True},
+        error=UpstreamError,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        "200-invalid-username",
+        reply=dict(status=200, json={"id": "x", "user": "nobody"}),
+        sandbox={"invalid_username": True},
+        error=UpstreamError,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        "unreachable",
+        reply=dict(body=requests.ConnectTimeout("connect timed out")),
+        sandbox=CLOSED_PORT,
+        error=Unreachable,
+        status=AuditStatus.FAILED,
+        message=MESSAGE_UNREACHABLE,
+    ),
+    Fault(
+        "connection-reset",
+        reply=dict(body=requests.ConnectionError("Connection aborted: reset by peer")),
+        sandbox={"drop_connection": True},
+        error=OutcomeUnknown,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+    ),
+    Fault(
+        # The request was sent, no answer came in time: Crazytel may have created the trunk.
+        "read-timeout",
+        reply=dict(body=requests.ReadTimeout("read timed out")),
+        sandbox={"latency_ms": SLOW_MS},
+        error=OutcomeUnknown,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+        trunks=1,
+    ),
+    Fault(
+        "timeout-after-create",
+        reply=None,
+        sandbox={"create_then_timeout": True, "timeout_sleep_ms": SLOW_MS},
+        error=OutcomeUnknown,
+        status=AuditStatus.UNKNOWN,
+        message=MESSAGE_UNKNOWN,
+        trunks=1,
+    ),
+]
+
+BY_ID = {fault.id: fault for fault in FAULTS}
+MOCKED = [fault for fault in FAULTS if fault.reply is not None]
+IN_SANDBOX = [fault for fault in FAULTS if fault.sandbox is not None]
+FAILURES = [fault for fault in MOCKED if fault.error is not None]
