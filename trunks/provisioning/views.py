@@ -46,6 +46,7 @@ def _tenant_choose(request: HttpRequest, tenants: list[Tenant], slug: str | None
         tenant = by_slug.get(request.session.get(SESSION_TENANT_KEY, "")) or tenants[0]
     if request.session.get(SESSION_TENANT_KEY) != tenant.slug:
         request.session[SESSION_TENANT_KEY] = tenant.slug
+    request.log_tenant = tenant  # named in the request's log line (portal.middleware)
     return tenant
 
 
