@@ -14,6 +14,7 @@ TEMPLATE = """\
 DEBUG=true
 SECRET_KEY={secret_key}
 CREDENTIALS_ENCRYPTION_KEYS={fernet_key}
+AUDIT_CHECKPOINT_KEY={checkpoint_key}
 SANDBOX_ENABLED=true
 """
 
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
             path=path,
             secret_key=secrets.token_urlsafe(50),
             fernet_key=Fernet.generate_key().decode(),
+            checkpoint_key=secrets.token_urlsafe(48),
         )
     )
     path.chmod(0o600)
