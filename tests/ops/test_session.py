@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, tenant_key_set
 from tests.ops.test_stack import ROOT, gunicorn_running
+from tests.processes import other_backends_end
 from tests.tasks.conftest import _postgres_url
 from tests.trunk_fixtures import token_from
 from trunks.sandbox.services import sandbox_account_ensure, sandbox_faults_set
@@ -77,6 +78,7 @@ def served(transactional_db, tmp_path):
     )
     with gunicorn_running(tmp_path, **env) as g:
         yield g
+    other_backends_end()
 
 
 def test_a_scripted_session_is_told_by_the_logs_and_the_metrics(served):
