@@ -22,6 +22,13 @@ SANDBOX_ENABLED=true
 def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else ".env")
     if path.exists():
+        # A .env from before audit checkpoints (issue 18) gets their key added; nothing else changes.
+        text = path.read_text()
+        if "AUDIT_CHECKPOINT_KEY=" not in text:
+            with path.open("a") as env:
+                newline = "" if not text or text.endswith("\n") else "\n"
+                env.write(f"{newline}AUDIT_CHECKPOINT_KEY={secrets.token_urlsafe(48)}\n")
+            print(f"Added AUDIT_CHECKPOINT_KEY to {path}.")
         return 0
     path.write_text(
         TEMPLATE.format(
