@@ -87,6 +87,37 @@ def crazytel_rate_limit_check(app_configs=None, **kwargs):
     return []
 
 
+@register(Tags.security)
+def audit_checkpoint_key_check(app_configs=None, **kwargs):
+    """AUDIT_CHECKPOINT_KEY: set in production, and not one of the SECRET_KEYs."""
+    key = getattr(settings, "AUDIT_CHECKPOINT_KEY", "")
+    if not key:
+        if settings.DEBUG:
+            return [
+                Warning(
+                    "AUDIT_CHECKPOINT_KEY is not set: `audit_checkpoint` cannot sign checkpoints.",
+                    id="portal.W030",
+                )
+            ]
+        return [
+            Error(
+                "AUDIT_CHECKPOINT_KEY is not set: the audit log's checkpoints cannot be signed, so "
+                "records removed from the end of a chain would go unnoticed.",
+                hint="Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+                id="portal.E030",
+            )
+        ]
+    if key in {settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])}:
+        return [
+            Error(
+                "AUDIT_CHECKPOINT_KEY equals the SECRET_KEY.",
+                hint="Use a key of its own: whoever learns one secret must not learn both.",
+                id="portal.E031",
+            )
+        ]
+    return []
+
+
 @register()
 def schedules_check(app_configs=None, **kwargs):
     """portal/schedules.py: unique names, and every job's function imports (a moved module fails here)."""

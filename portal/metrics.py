@@ -152,9 +152,50 @@ class UnknownOutcomesCollector:
         yield gauge
 
 
-# Queue depth and the oldest queued task's age join here as another collector once the task
-# queue (django-tasks-db) exists: `portal_tasks_queued{queue}`, `portal_tasks_oldest_age_seconds`.
-SCRAPE_TIME_COLLECTORS = [UnknownOutcomesCollector]
+class TaskQueueCollector:
+    """`portal_tasks_queued{queue}` and `portal_tasks_oldest_age_seconds{queue}`: tasks waiting in
+    django-tasks-db's table that a worker could run now, and how long the oldest has waited
+    (tasks deferred to a later `run_after` are not waiting yet). A growing age means the workers
+    are down or cannot keep up."""
+
+    def collect(self) -> Iterator[Metric]:
+        from django.db.models import Count, Min
+        from django.utils import timezone
+        from django_tasks_db.models import DBTaskResult
+
+        queued = GaugeMetricFamily(
+            "portal_tasks_queued",
+            "Background tasks ready to run and not yet taken by a worker, by queue.",
+            labels=["queue"],
+        )
+        oldest = GaugeMetricFamily(
+            "portal_tasks_oldest_age_seconds",
+            "Age of the oldest background task ready to run and not yet taken, by queue.",
+            labels=["queue"],
+        )
+        try:
+            now = timezone.now()
+            rows = list(
+                DBTaskResult.objects.ready()
+                .order_by()
+                .values("queue_name")
+                .annotate(n=Count("id"), first=Min("enqueued_at"))
+                .values_list("queue_name", "n", "first")
+            )
+        except Exception:
+            logger.warning("metrics: could not read the task queue", exc_info=True)
+            return
+        by_queue = {queue: (n, first) for queue, n, first in rows}
+        # The default queue always answers, so an alert on it sees 0 rather than no data.
+        by_queue.setdefault("default", (0, None))
+        for queue, (n, first) in sorted(by_queue.items()):
+            queued.add_metric([queue], n)
+            oldest.add_metric([queue], max(0.0, (now - first).total_seconds()) if first else 0.0)
+        yield queued
+        yield oldest
+
+
+SCRAPE_TIME_COLLECTORS = [UnknownOutcomesCollector, TaskQueueCollector]
 
 
 class _ThisProcess:

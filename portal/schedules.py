@@ -40,6 +40,13 @@ SCHEDULES: tuple[Schedule, ...] = (
         function="portal.tasks.axes_records_prune_retained",
         every=timedelta(days=1),
     ),
+    # Each tenant's audit chain head, signed, to the log and AUDIT_CHECKPOINT_PATH: records removed
+    # from the end of a chain after a checkpoint are caught by `verify_audit --checkpoints`.
+    Schedule(
+        name="audit-checkpoint",
+        function="trunks.audit.checkpoints.audit_checkpoints_write",
+        every=timedelta(minutes=15),
+    ),
 )
 
 

@@ -393,6 +393,13 @@ for _network in METRICS_ALLOWED_NETWORKS:
             f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network."
         ) from None
 
+# --- Audit checkpoints (issue 18) ----------------------------------------------------------------
+# Each tenant's chain head, HMAC-signed with this key (never SECRET_KEY: whoever holds the database
+# and the app's secret must not be able to forge one), to the log and appended to this file or
+# directory when set (see trunks/audit/checkpoints.py). Required in production (portal.E030).
+AUDIT_CHECKPOINT_KEY = env_secret("AUDIT_CHECKPOINT_KEY")
+AUDIT_CHECKPOINT_PATH = env.str("AUDIT_CHECKPOINT_PATH", default="")
+
 # --- Error reports (Sentry, optional) ------------------------------------------------------------
 SENTRY_DSN = env_secret("SENTRY_DSN")
 if SENTRY_DSN:

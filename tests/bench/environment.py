@@ -36,6 +36,8 @@ def prepare_environ(workdir: Path) -> None:
     # The console log would time the terminal (and the budget run's 429 warnings would bury the
     # table); errors still show.
     os.environ.setdefault("LOG_LEVEL", "ERROR")
+    # A .env written before audit checkpoints existed has no key; DEBUG off requires one.
+    os.environ.setdefault("AUDIT_CHECKPOINT_KEY", "bench-only-audit-checkpoint-key-0123456789")
 
 
 def django_setup() -> None:

@@ -19,6 +19,7 @@ from urllib3.exceptions import (
 )
 
 import portal
+from portal.logs import request_id_bind, request_id_reset
 from trunks.crazytel.client import CrazytelClient
 from trunks.crazytel.errors import (
     CrazytelError,
@@ -210,12 +211,27 @@ def test_it_never_puts_an_api_key_in_the_body(mocked, client):
     assert "api_key" not in json.loads(mocked.calls[0].request.body)
 
 
-def test_each_call_has_its_own_request_id(mocked, client):
+def test_outside_a_request_each_call_has_a_fresh_request_id(mocked, client):
     mocked.get(BALANCE_URL, json={"account_code": "0000000", "balance": 1})
     client.balance()
     client.balance()
     ids = {c.request.headers["X-Request-ID"] for c in mocked.calls}
     assert len(ids) == 2
+    assert all(len(i) == 32 for i in ids)
+
+
+def test_inside_a_request_every_call_sends_the_portal_requests_id(mocked, client):
+    mocked.get(BALANCE_URL, json={"account_code": "0000000", "balance": 1})
+    mocked.post(TRUNKS_URL, status=400, json={"detail": "no"})
+    token = request_id_bind("a" * 32)
+    try:
+        client.balance()
+        with pytest.raises(CrazytelError) as info:
+            client.create_sip_trunk(PAYLOAD)
+    finally:
+        request_id_reset(token)
+    assert [c.request.headers["X-Request-ID"] for c in mocked.calls] == ["a" * 32] * 2
+    assert info.value.request_id == "a" * 32
 
 
 def test_it_strips_password_like_keys_recursively_and_keeps_the_rest(mocked, client):
@@ -727,8 +743,8 @@ def test_no_secret_in_any_log_record_or_error_through_success_and_failure(mocked
         Unreachable,
     }
     records = caplog.records
-    assert any("POST /api/v1/sip-trunks/ -> 200" in r.getMessage() for r in records)
-    assert any("[request " in r.getMessage() for r in records)
+    assert any("POST /sip-trunks/ -> 200" in r.getMessage() for r in records)
+    assert all(len(r.request_id) == 32 for r in records if hasattr(r, "endpoint"))
     for record in records:
         text = f"{record.getMessage()} {record.args!r} {record.__dict__!r}"
         assert KEY not in text and PASSWORD not in text

@@ -17,6 +17,7 @@ import redis
 from django.db import connection, connections
 from django.test import override_settings
 
+from tests.processes import other_backends_end
 from trunks.crazytel import ratelimit
 from trunks.crazytel.parsing import parse_retry_after
 from trunks.crazytel.ratelimit import RateLimiter, RedisBackend, key_id
@@ -477,4 +478,5 @@ def test_several_processes_never_exceed_the_budget_in_any_window_database(api_ke
         outcomes = _run_processes("database", api_key)
     finally:
         DatabaseBackend().reset(key_id(api_key))
+        other_backends_end()
     _assert_never_more_than_the_budget(outcomes)

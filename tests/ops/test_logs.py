@@ -27,6 +27,7 @@ def test_a_request_logs_one_json_line_with_its_fields(json_log, alice):
     [line] = [r for r in json_log.requests() if r["path"] == URL]
     assert line["method"] == "GET"
     assert line["route"] == "trunks:create"
+    assert line["tenant"] == "alpha"
     assert line["status"] == response.status_code == 200
     assert line["user_id"] == alice.pk
     assert line["request_id"] == response["X-Request-ID"]
@@ -83,6 +84,21 @@ def test_the_audit_record_keeps_the_request_id_of_the_response(json_log, keyed_a
     assert record.request_id == response["X-Request-ID"]
     [line] = [r for r in json_log.requests() if r["method"] == "POST"]
     assert line["request_id"] == record.request_id
+    assert line["tenant"] == "alpha"
+    # The call to Crazytel: its own line, the same id, the one Crazytel received.
+    [upstream] = [o for o in json_log.objects() if o.get("endpoint") == "/sip-trunks/"]
+    assert upstream["request_id"] == record.request_id
+    assert (upstream["status"], upstream["outcome"]) == (200, "ok")
+    assert crazytel.calls[-1].request.headers["X-Request-ID"] == record.request_id
+
+
+def test_the_audit_log_filtered_by_tenant_names_it(json_log, mallory, tenant_a):
+    client = Client()
+    client.force_login(mallory)
+    client.get("/audit/", {"tenant": tenant_a.pk})
+    client.get("/audit/")
+    lines = [r for r in json_log.requests() if r["route"] == "audit:list"]
+    assert [line["tenant"] for line in lines] == ["alpha", ""]
 
 
 SCENARIOS = {

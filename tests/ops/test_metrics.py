@@ -111,6 +111,39 @@ def test_unknown_outcomes_open_per_tenant(metrics_token, tenant_a, tenant_b, ali
     assert samples[("portal_audit_unknown_open", (("tenant", "bravo"),))] == 0
 
 
+def test_the_task_queue_depth_and_oldest_age(metrics_token, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    empty = scrape()
+    assert empty[("portal_tasks_queued", (("queue", "default"),))] == 0
+    assert empty[("portal_tasks_oldest_age_seconds", (("queue", "default"),))] == 0
+    now = timezone.now()
+    fields = dict(
+        task_path="portal.tasks.task_results_prune", args_kwargs={}, backend_name="default"
+    )
+    for queue, age, status in [
+        ("default", 300, "READY"),
+        ("default", 60, "READY"),
+        ("default", 900, "RUNNING"),  # taken by a worker: not waiting
+        ("bulk", 30, "READY"),
+    ]:
+        task = DBTaskResult.objects.create(
+            queue_name=queue, status=status, run_after=now - timedelta(seconds=1), **fields
+        )
+        DBTaskResult.objects.filter(pk=task.pk).update(enqueued_at=now - timedelta(seconds=age))
+    DBTaskResult.objects.create(  # deferred to later: not waiting yet
+        queue_name="default", status="READY", run_after=now + timedelta(hours=1), **fields
+    )
+    samples = scrape()
+    assert samples[("portal_tasks_queued", (("queue", "default"),))] == 2
+    assert samples[("portal_tasks_queued", (("queue", "bulk"),))] == 1
+    assert 300 <= samples[("portal_tasks_oldest_age_seconds", (("queue", "default"),))] < 400
+    assert 30 <= samples[("portal_tasks_oldest_age_seconds", (("queue", "bulk"),))] < 130
+
+
 def test_the_trunks_side_records_through_one_function_each(metrics_token, db):
     before = scrape()
     metrics.upstream_call_observe(endpoint="/sip-trunks/", outcome="server_error", seconds=0.3)

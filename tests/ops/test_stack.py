@@ -1,6 +1,7 @@
 """The production stack's shape: gunicorn's settings, docker-compose.yml against the Compose
 Specification's schema, and gunicorn with three workers answering /metrics for all of them."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -128,8 +129,10 @@ def _get(url: str, token: str = "") -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-@pytest.fixture
-def gunicorn_3_workers(tmp_path):
+@contextlib.contextmanager
+def gunicorn_running(tmp_path, **overrides: str):
+    """gunicorn with three workers on portal/gunicorn_conf.py, JSON logs to a file; `overrides`
+    replace the environment (a database, a cache, the sandbox)."""
     port = _free_port()
     token = "gunicorn-metrics-token-0123456789"
     log = (tmp_path / "gunicorn.log").open("w+")
@@ -148,7 +151,18 @@ def gunicorn_3_workers(tmp_path):
         "GUNICORN_WORKERS": "3",
         "GUNICORN_THREADS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        **overrides,
     }
+    if "STATIC_ROOT" not in overrides:
+        # DEBUG off serves the static manifest, as production does: the error pages use it.
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
         cwd=ROOT,
@@ -157,7 +171,7 @@ def gunicorn_3_workers(tmp_path):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # workers import Django: slow on a loaded machine
     while True:
         try:
             if _get(f"{base}/healthz")[0] in (200, 503):
@@ -167,10 +181,18 @@ def gunicorn_3_workers(tmp_path):
         assert server.poll() is None, "gunicorn exited"
         assert time.monotonic() < deadline, "gunicorn did not start"
         time.sleep(0.1)
-    yield SimpleNamespace(base=base, token=token, log=log, pid=server.pid)
-    server.terminate()
-    server.wait(timeout=60)
-    log.close()
+    try:
+        yield SimpleNamespace(base=base, token=token, log=log, pid=server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
+@pytest.fixture
+def gunicorn_3_workers(tmp_path):
+    with gunicorn_running(tmp_path) as g:
+        yield g
 
 
 def test_three_workers_one_metrics_endpoint(gunicorn_3_workers):

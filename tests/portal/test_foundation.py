@@ -151,6 +151,7 @@ PRODUCTION_ENV = {
     "CSRF_TRUSTED_ORIGINS": "https://portal.example.com",
     "SANDBOX_ENABLED": "false",
     "CREDENTIALS_ENCRYPTION_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    "AUDIT_CHECKPOINT_KEY": "production-like-audit-checkpoint-key-0123456789",
 }
 
 

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
+from tests.processes import other_backends_end
+
 DEADLINE = 60.0  # seconds: generous for a loaded, shared CI machine; a passing test takes far less
 
 
@@ -124,3 +126,4 @@ def start_worker(shared_database, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+    other_backends_end()

@@ -73,6 +73,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     loaded by htmx once the table is on screen, so paging and filtering never wait for it."""
     _require_manager(request)
     filterset = audit_filterset(user=request.user, data=request.GET)
+    request.log_tenant = filterset.chosen_tenant  # named in the request's log line
     records = filterset.qs.only(*LIST_FIELDS)
     sort = filterset.sort_order
     page = audit_page(
@@ -209,6 +210,7 @@ def audit_chart(request: HttpRequest) -> HttpResponse:
     today), honouring the other filters: the fragment the list loads, or a page of its own."""
     _require_manager(request)
     filterset = audit_filterset(user=request.user, data=request.GET)
+    request.log_tenant = filterset.chosen_tenant  # named in the request's log line
     last_day = filterset.cleaned("date_to") or timezone.localdate()
     counts = audit_chart_counts(
         user=request.user, filterset=filterset, days=CHART_DAYS, last_day=last_day
@@ -334,6 +336,7 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttp
     _require_manager(request)
     content_type, stream = EXPORT_FORMATS[fmt]
     filterset = audit_filterset(user=request.user, data=request.GET)
+    request.log_tenant = filterset.chosen_tenant  # named in the request's log line
     if not filterset.form.is_valid():
         # Never export a wider set than the person asked for.
         problems = "; ".join(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -26,6 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 import portal
+from portal.logs import current_request_id
+from portal.metrics import upstream_call_observe, upstream_outcome_for_status
 
 from .errors import (
     CrazytelError,
@@ -198,17 +201,24 @@ class CrazytelClient:
     def _send(
         self, method: str, path: str, *, body: dict | None, secrets: tuple[str, ...]
     ) -> tuple[Any, str, int]:
-        request_id = uuid.uuid4().hex
+        # The portal request's id (the one its audit record keeps), so Crazytel's support can
+        # find the call; a fresh one outside a request (a command, a task).
+        request_id = current_request_id() or uuid.uuid4().hex
         url = f"{self.base_url}{path}"
-        log_path = urlsplit(url).path or path
+        endpoint = endpoint_template(path)
         if not self._api_key or not self._api_key.isascii() or not self._api_key.isprintable():
+            _call_observe(method, endpoint, None, "refused_locally", 0.0, request_id)
             raise RejectedKey(
                 "This tenant's API key is missing or holds characters Crazytel cannot accept. "
                 "An admin must set it again.",
                 request_id=request_id,
             )
         if self.rate_limiter is not None:
-            self.rate_limiter.acquire()
+            try:
+                self.rate_limiter.acquire()
+            except RateLimited:
+                _call_observe(method, endpoint, None, "refused_locally", 0.0, request_id)
+                raise
         headers = {
             API_KEY_HEADER: self._api_key,
             "Accept": "application/json",
@@ -275,26 +285,26 @@ class CrazytelClient:
             # No response at all: the request did not arrive, or its answer was lost.
             if self.rate_limiter is not None:
                 self.rate_limiter.note_result(server_error=True)
-            logger.warning(
-                "crazytel %s %s failed (%s) after %.0f ms [request %s]",
-                method,
-                log_path,
-                error.category,
-                elapsed_ms,
-                request_id,
+            outcome = (
+                "unreachable"
+                if isinstance(error, Unreachable)
+                else "refused_locally"
+                if isinstance(error, RejectedKey)
+                else "unknown"
             )
+            _call_observe(method, endpoint, None, outcome, elapsed_ms, request_id)
             raise error
 
         if self.rate_limiter is not None:
             if status == 429:
                 self.rate_limiter.note_retry_after(parse_retry_after(retry_after_header))
             self.rate_limiter.note_result(server_error=status >= 500)
-        logger.log(
-            logging.INFO if status < 400 else logging.WARNING,
-            "crazytel %s %s -> %s in %.0f ms [request %s]",
+        outcome = "unknown" if isinstance(error, OutcomeUnknown) else None
+        _call_observe(
             method,
-            log_path,
+            endpoint,
             status,
+            outcome or upstream_outcome_for_status(status),
             elapsed_ms,
             request_id,
         )
@@ -319,6 +329,45 @@ class CrazytelClient:
                 raise _BodyTooSlow
         raw = b"".join(chunks)
         return raw.decode(response.encoding or "utf-8", errors="replace")
+
+
+# A path segment that names one thing: all digits, or 4+ characters holding a digit (a uuid, CT123).
+_ID_SEGMENT = re.compile(r"^\d+$|^(?=.*\d)[\w.-]{4,}$")
+
+
+def endpoint_template(path: str) -> str:
+    """The path with its ids replaced (`/sip-trunks/{id}/`): a bounded label for logs and metrics."""
+    path = urlsplit(path).path or "/"
+    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
+
+
+def _call_observe(
+    method: str,
+    endpoint: str,
+    status: int | None,
+    outcome: str,
+    elapsed_ms: float,
+    request_id: str,
+) -> None:
+    """One structured line and the metrics for one call (or one refused before it was sent)."""
+    upstream_call_observe(endpoint=endpoint, outcome=outcome, seconds=elapsed_ms / 1000)
+    logger.log(
+        logging.INFO if outcome == "ok" else logging.WARNING,
+        "crazytel %s %s -> %s (%s) in %.0f ms",
+        method,
+        endpoint,
+        status if status is not None else "-",
+        outcome,
+        elapsed_ms,
+        extra={
+            "upstream_method": method,
+            "endpoint": endpoint,
+            "status": status,
+            "duration_ms": round(elapsed_ms, 1),
+            "outcome": outcome,
+            "request_id": request_id,
+        },
+    )
 
 
 def _json_default(value):

@@ -32,6 +32,8 @@ from typing import Protocol
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
+from portal.metrics import limiter_refusal_count, limiter_wait_observe
+
 from .errors import RateLimited
 
 KEY_SALT = "trunks.ratelimit"
@@ -57,6 +59,10 @@ class Decision:
     # Why not: "window" (no token left), "blocked" (after a 429), "breaker" (upstream failing).
     reason: str = ""
     wait: float = 0.0
+
+
+# Decision.reason → the refusal reason portal.metrics counts.
+_REFUSAL_REASONS = {"window": "budget", "blocked": "retry_after", "breaker": "breaker"}
 
 
 class Backend(Protocol):
@@ -199,6 +205,7 @@ class RateLimiter:
         backoff_base: float | None = None,
         backoff_max: float | None = None,
         retry_after_max: float | None = None,
+        label: str = "",
     ):
         if not api_key:
             raise ValueError("A rate limiter needs the API key it limits.")
@@ -212,6 +219,8 @@ class RateLimiter:
         self.backoff_base = backoff_base or settings.CRAZYTEL_BACKOFF_BASE
         self.backoff_max = backoff_max or settings.CRAZYTEL_BACKOFF_MAX
         self.retry_after_max = retry_after_max or settings.CRAZYTEL_RETRY_AFTER_MAX
+        # Who the metrics name for this key's waits and refusals (the caller's choice: a tenant).
+        self.label = label
 
     def __repr__(self) -> str:
         # The HMAC is not secret, but a short prefix is enough to tell limiters apart in logs.
@@ -219,16 +228,22 @@ class RateLimiter:
 
     def acquire(self) -> None:
         """Take a token, waiting at most `max_wait` seconds; else raise RateLimited(retry_after=…)."""
-        deadline = time.monotonic() + self.max_wait
+        started = time.monotonic()
+        deadline = started + self.max_wait
+        waited = False
         while True:
             decision = self.backend.take(self.key, capacity=self.capacity, window=self.window)
             if decision.granted:
+                if waited:
+                    limiter_wait_observe(tenant=self.label, seconds=time.monotonic() - started)
                 return
             remaining = deadline - time.monotonic()
             if decision.wait > remaining:
+                limiter_refusal_count(tenant=self.label, reason=_REFUSAL_REASONS[decision.reason])
                 raise self._error(decision)
             # A little past the moment a token returns, so the next try finds it.
             time.sleep(max(decision.wait, 0.0) + 0.005)
+            waited = True
 
     def _error(self, decision: Decision) -> Exception:
         seconds = _seconds(decision.wait)

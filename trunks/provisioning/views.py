@@ -47,13 +47,14 @@ def _tenant_choose(request: HttpRequest, tenants: list[Tenant], slug: str | None
         if tenant is None:
             raise Http404("No such tenant.")
     elif len(tenants) == 1:
-        return tenants[0]
+        tenant = tenants[0]
     else:
         tenant = by_slug.get(request.session.get(SESSION_TENANT_KEY, ""))
         if tenant is None:
             return None
     if request.session.get(SESSION_TENANT_KEY) != tenant.slug:
         request.session[SESSION_TENANT_KEY] = tenant.slug
+    request.log_tenant = tenant  # named in the request's log line (portal.middleware)
     return tenant
 
 

@@ -35,7 +35,7 @@ def crazytel_client_for(
         raise RejectedKey("This tenant has no Crazytel API key yet. An admin must set one.")
     api_key = api_key_decrypt(tenant_id=tenant.pk, ciphertext=tenant.api_key_ciphertext)
     if rate_limiter is None:
-        rate_limiter = rate_limiter_for(api_key)
+        rate_limiter = rate_limiter_for(api_key, label=tenant.slug)
     return CrazytelClient(
         base_url=tenant.effective_base_url,
         api_key=api_key,
@@ -46,9 +46,10 @@ def crazytel_client_for(
 
 
 @sensitive_variables("api_key")
-def rate_limiter_for(api_key: str) -> RateLimiter:
-    """The limiter for `api_key` with the deployment's settings and shared backend."""
-    return RateLimiter(api_key=api_key, backend=backend_default())
+def rate_limiter_for(api_key: str, *, label: str = "") -> RateLimiter:
+    """The limiter for `api_key` with the deployment's settings and shared backend; `label` (the
+    tenant's slug) names its waits and refusals in the metrics."""
+    return RateLimiter(api_key=api_key, backend=backend_default(), label=label)
 
 
 def redis_client_from_cache(alias: str = "default"):

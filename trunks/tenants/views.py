@@ -28,7 +28,9 @@ DETAIL = "tenants/detail.html"
 
 
 def _admin_tenant(request: HttpRequest, slug: str) -> Tenant:
-    return tenant_get_for(user=request.user, slug=slug, min_role=Role.ADMIN)
+    tenant = tenant_get_for(user=request.user, slug=slug, min_role=Role.ADMIN)
+    request.log_tenant = tenant  # named in the request's log line (portal.middleware)
+    return tenant
 
 
 def _detail_url(tenant: Tenant, anchor: str = "") -> str:

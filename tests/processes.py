@@ -1,0 +1,32 @@
+"""Other processes on the test database: end their connections when a test is done with them.
+
+A test that starts workers, gunicorn or forked processes on the PostgreSQL test database leaves
+their server backends behind for a moment after the processes exit (or for good, when a process
+hangs on): Django's DROP DATABASE at the end of the session then fails with "is being accessed by
+other users" and the test database stays on the server. Each xdist worker has a test database of
+its own, so ending every other backend on it touches no one else's.
+"""
+
+import time
+
+from django.db import connections
+
+DEADLINE = 30.0
+
+
+def other_backends_end(alias: str = "default") -> None:
+    """Terminate every other connection to this test database and wait until they are gone."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    query = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + DEADLINE
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(query)
+            if not cursor.fetchall() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
