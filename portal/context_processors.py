@@ -8,6 +8,7 @@ from trunks.models import Role
 
 # (label, url name, role needed in at least one tenant).
 NAV_ITEMS = [
+    ("Trunks", "trunks:list", Role.STAFF),
     ("New trunk", "trunks:create", Role.STAFF),
     ("Audit log", "audit:list", Role.MANAGER),
     ("Tenants", "tenants:list", Role.ADMIN),

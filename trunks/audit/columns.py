@@ -87,18 +87,31 @@ def data_items(data: Any) -> Iterator[tuple[str, str]]:
             yield ("Data", str(data))
         return
     for key, value in data.items():
-        label = _FIELD_LABELS.get(str(key)) or str(key).replace("_", " ").capitalize()
-        if str(key) in NUMBER_KEYS:
-            shown = number_national(value)
-        elif isinstance(value, bool):
-            shown = "yes" if value else "no"
-        elif value is None or value == "":
-            shown = "—"
-        elif isinstance(value, dict | list):
-            shown = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        else:
-            shown = str(value)
-        yield (label, shown)
+        if key == "changes" and isinstance(value, dict):
+            # A change's diff, {field: [before, after]}: one readable line per field.
+            for name, pair in value.items():
+                if isinstance(pair, list | tuple) and len(pair) == 2:
+                    before, after = (_shown(str(name), v) for v in pair)
+                    yield (_label(name), f"{before} → {after}")
+            continue
+        label = _label(key)
+        yield (label, _shown(str(key), value))
+
+
+def _label(key: Any) -> str:
+    return _FIELD_LABELS.get(str(key)) or str(key).replace("_", " ").capitalize()
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in NUMBER_KEYS:
+        return number_national(value)
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
 
 
 # --- Export rows -------------------------------------------------------------------------------
