@@ -203,3 +203,51 @@ def test_a_manager_resolves_an_unconfirmed_change_as_applied(
     trunk = Trunk.objects.get(pk=alices_trunk.pk)
     assert trunk.state == TrunkState.CONFIRMED and trunk.description == "Lobby"
     assert trunk.version == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_posts_of_one_rendered_action_make_one_upstream_call(
+    alices_trunk, alice, crazytel
+):
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite serialises writers (the sequential test covers it)")
+    barrier = threading.Barrier(2)
+    gate = threading.Event()
+    results = []
+
+    def slow(request):
+        gate.wait(5)
+        return (200, {}, '{"enabled": false}')
+
+    crazytel.add_callback(responses.PATCH, PATCH_URL, callback=slow)
+
+    def submit():
+        try:
+            barrier.wait(5)
+            trunk = Trunk.objects.get(pk=alices_trunk.pk)
+            results.append(
+                trunk_change(
+                    actor=alice,
+                    trunk=trunk,
+                    wanted={"enabled": False},
+                    version=1,
+                    submission_token="race-change-00000001",
+                )  # fmt: skip
+            )
+        finally:
+            gate.set()
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2
+    assert len(_patches(crazytel)) == 1
+    assert AuditRecord.objects.filter(kind=AuditKind.TRUNK_SUSPENDED).count() == 1
+    assert sorted(r.duplicate for r in results) == [False, True]
