@@ -77,6 +77,12 @@ def test_a_password_change_is_shown_once_and_never_stored(alices_trunk, alice, c
     assert result.succeeded and result.password == NEW_PASSWORD
     assert json.loads(_patches(crazytel)[0].request.body) == {"password": NEW_PASSWORD}
     assert result.record.kind == AuditKind.TRUNK_PASSWORD_CHANGED
+    assert result.record.data == {
+        "trunk": "CT123456",
+        "version": 2,
+        "changes": {},
+        "password_changed": True,
+    }
     for record in AuditRecord.objects.all():
         assert NEW_PASSWORD not in json.dumps([record.data, record.response, record.error_message])
         assert CANARY not in json.dumps([record.data, record.response, record.error_message])

@@ -43,8 +43,8 @@ CHANGE_KINDS = (
     AuditKind.TRUNK_ENABLED,
     AuditKind.TRUNK_PASSWORD_CHANGED,
 )
-# What a change record's data says instead of a password.
-PASSWORD_CHANGED = "changed (not recorded)"
+# What a change record's data says instead of a password (never its value).
+PASSWORD_CHANGED = "password_changed"
 MESSAGE_NOTHING_CHANGED = "Nothing changed, so nothing was sent to Crazytel."
 
 
@@ -190,8 +190,6 @@ def trunk_change(
         if password:
             payload["password"] = password
         recorded_changes: dict[str, Any] = {k: [before.get(k), v] for k, v in changes.items()}
-        if password:
-            recorded_changes["password"] = [None, PASSWORD_CHANGED]
         record = audit_attempt_start(
             kind=change_kind(payload),
             tenant=locked.tenant,
@@ -202,6 +200,8 @@ def trunk_change(
                 # The version this change makes when it is confirmed (for conflicts).
                 "version": locked.version + 1,
                 "changes": recorded_changes,
+                # A password change is recorded as such, never with a value.
+                **({"password_changed": True} if password else {}),
                 **({"send_again_of": str(pending.uuid)} if send_again and pending else {}),
             },
             submission_token=submission_token,

@@ -30,7 +30,7 @@ from .forms import (
 )
 from .records import trunk_settings
 from .selectors import trunk_filter, trunk_get_for, trunk_history, trunk_page, trunk_scope
-from .services import TrunkChangeResult, trunk_change, trunk_change_resolve
+from .services import PASSWORD_CHANGED, TrunkChangeResult, trunk_change, trunk_change_resolve
 
 LIST_TEMPLATE = "trunks/trunk_list.html"
 DETAIL_TEMPLATE = "trunks/trunk_detail.html"
@@ -180,6 +180,7 @@ def _render_detail(
                 ]
                 if isinstance(r.data, dict)
                 else [],
+                "password": isinstance(r.data, dict) and r.data.get(PASSWORD_CHANGED) is True,
             }
             for r in history
         ],
