@@ -284,7 +284,7 @@ def _trunk_change_failure(*, trunk, record, payload, error) -> TrunkChangeResult
                 "Crazytel refused this password: use at least 8 characters with an upper-case "
                 "letter, a lower-case letter and a digit."
                 if target
-                else f"Crazytel refused the values: {detail}"
+                else detail
             )
         message = "Crazytel refused the values: see the fields marked below. Nothing was changed."
     elif isinstance(error, upstream.NumberRejected):
