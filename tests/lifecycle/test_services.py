@@ -242,7 +242,7 @@ def test_two_simultaneous_posts_of_one_rendered_action_make_one_upstream_call(
                     wanted={"enabled": False},
                     version=1,
                     submission_token="race-change-00000001",
-                )  # fmt: skip
+                )
             )
         finally:
             gate.set()
