@@ -9,6 +9,8 @@ from trunks.models import Role
 # (label, url name, role needed in at least one tenant).
 NAV_ITEMS = [
     ("New trunk", "trunks:create", Role.STAFF),
+    # After "New trunk": the home page still opens the create form (the first item one may use).
+    ("Trunks", "trunks:list", Role.STAFF),
     ("Audit log", "audit:list", Role.MANAGER),
     ("Tenants", "tenants:list", Role.ADMIN),
 ]

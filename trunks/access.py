@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from .errors import NotPermitted
-from .models import Membership, Role, Tenant
+from .models import Membership, Role, Tenant, Trunk
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -152,3 +152,24 @@ def require_tenant_admin(actor, *, tenant: Tenant) -> None:
     require_role(
         actor, tenant=tenant, min_role=Role.ADMIN, refusal="You do not administer this tenant."
     )
+
+
+def trunk_may_change(*, user: User, trunk: Trunk) -> bool:
+    """Whether `user` may act on `trunk`: its tenant's managers and admins, the staff member who
+    created it, superusers (and the command line)."""
+    if is_superuser(user):
+        return True
+    role = role_in(user=user, tenant=trunk.tenant)
+    if role is None:
+        return False
+    return role.includes(Role.MANAGER) or (
+        trunk.created_by_id is not None and trunk.created_by_id == user.pk
+    )
+
+
+def require_trunk_change(actor, *, trunk: Trunk) -> None:
+    if not trunk_may_change(user=actor, trunk=trunk):
+        raise NotPermitted(
+            "Only the person who created this trunk, and its tenant's managers and admins, may "
+            "change it."
+        )

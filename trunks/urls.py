@@ -1,12 +1,23 @@
-"""The app's URL namespaces: `trunks` (create), `audit` (the log), `tenants` (admins' pages)."""
+"""The app's URL namespaces: `trunks` (create, list, a trunk's page and changes), `audit` (the log), `tenants` (admins' pages)."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from .audit import views as audit_views
+from .lifecycle import views as lifecycle_views
 from .provisioning import views as trunk_views
 from .tenants import views as tenant_views
 
+# A trunk's username as Crazytel makes them (trunks.crazytel.contract.USERNAME_RE), any case.
+TRUNK = r"(?P<username>[Cc][Tt][0-9]{6})"
 trunk_patterns: list = [
+    path("", lifecycle_views.trunk_list, name="list"),
+    re_path(rf"^{TRUNK}/$", lifecycle_views.trunk_detail, name="detail"),
+    re_path(rf"^{TRUNK}/resolve/$", lifecycle_views.trunk_resolve, name="resolve"),
+    re_path(
+        rf"^{TRUNK}/(?P<action>enabled|password|settings|send-again)/$",
+        lifecycle_views.trunk_action,
+        name="action",
+    ),
     path("new/", trunk_views.trunk_create_view, name="create"),
     path("new/numbers/", trunk_views.trunk_numbers_view, name="numbers"),
     path("new/password/", trunk_views.trunk_password_view, name="password"),

@@ -103,7 +103,7 @@ def test_changes_read_before_to_after_for_any_kind_never_as_json():
     # Kinds another change records (issue 13's trunk changes) read sensibly already.
     assert (
         event_summary("trunk_updated", {"changes": {"description": ["A", "B"]}}, "CT123456")
-        == "Trunk updated: CT123456, description A → B"
+        == "Trunk settings changed: CT123456, description A → B"
     )
     assert event_summary("trunk_suspended", {}, "CT123456") == "Trunk suspended: CT123456"
     nested = dict(data_items({"numbers": [{"number": "61298765432", "label": "HQ"}]}))

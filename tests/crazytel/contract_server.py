@@ -32,7 +32,7 @@ class Recorded:
 
 
 class ContractServer:
-    """Crazytel per the contract: three endpoints, 60 requests/minute, scripted faults."""
+    """Crazytel per the contract: four endpoints (create and change a trunk), 60 requests/minute, scripted faults."""
 
     def __init__(self, *, api_key: str, numbers: list[tuple[str, str]]):
         self.api_key = api_key
@@ -71,7 +71,8 @@ class ContractServer:
 
     def then(self, action: str, **kwargs) -> None:
         """Script the next request's answer: "status" (code, body, headers), "html" (code),
-        "drop", "malformed", "bad_username", "latency" (seconds), "timeout_after_create" (seconds)."""
+        "drop", "malformed", "bad_username", "latency" (seconds), "timeout_after_create" (seconds,
+        also after a change), "no_content" (a change answered 204)."""
         self._script.append((action, kwargs))
 
     def verified_digits(self) -> set[str]:
@@ -178,7 +179,87 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"account_code": "0000000", "balance": 2405.44})
         if self.command == "POST" and path == "/api/v1/sip-trunks/":
             return self._create(body, action, kwargs)
+        match = re.fullmatch(r"/api/v1/sip-trunks/([^/]+)", path)
+        if self.command == "PATCH" and match:
+            return self._update(match.group(1), body, action, kwargs)
         return self._detail(404, "Not Found")
+
+    def _update(self, trunk_id: str, body: bytes, action, kwargs):
+        """PATCH /sip-trunks/{trunk_id}, per the contract: a partial update of the documented
+        fields, the same rules as create, `id` and `username` fixed, 404 for an unknown id."""
+        owner = self.owner
+        with owner._lock:
+            trunk = next((t for t in owner.trunks.values() if t["id"] == trunk_id), None)
+        if trunk is None:
+            return self._detail(404, "Trunk not found")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return self._detail(
+                422, [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]
+            )
+        if not isinstance(data, dict):
+            return self._detail(
+                422,
+                [
+                    {
+                        "type": "model_attributes_type",
+                        "loc": ["body"],
+                        "msg": "Input should be an object",
+                    }
+                ],
+            )
+        errors = []
+        if "password" in data:
+            password = data["password"]
+            if not (
+                isinstance(password, str)
+                and len(password) >= 8
+                and re.search(r"[A-Z]", password)
+                and re.search(r"[a-z]", password)
+                and re.search(r"\d", password)
+            ):
+                errors.append(
+                    {
+                        "type": "value_error",
+                        "loc": ["body", "password"],
+                        "msg": "Value error, Password must be 8+ characters with upper, lower, digit",
+                    }
+                )
+        for name in ("enabled", "hide_caller_id", "softphone_show_balance", "softphone_sync_sms"):
+            if name in data and not isinstance(data[name], bool):
+                errors.append(
+                    {
+                        "type": "bool_type",
+                        "loc": ["body", name],
+                        "msg": "Input should be a valid boolean",
+                    }
+                )
+        if errors:
+            return self._detail(422, errors)
+        verified = owner.verified_digits()
+        if "caller_id_number" in data and (
+            re.sub(r"[+\s-]", "", str(data["caller_id_number"])) not in verified
+        ):
+            return self._detail(400, "Caller ID not verified")
+        sms = data.get("sms_sender")
+        if sms:
+            if not str(sms).startswith("614"):
+                return self._detail(400, "Invalid SMS sender format: must start with 614")
+            if sms not in verified:
+                return self._detail(400, "SMS sender not verified")
+        documented = {
+            "enabled", "password", "area_code", "caller_id_number", "description",
+            "hide_caller_id", "sms_sender", "softphone_show_balance", "softphone_sync_sms",
+        }  # fmt: skip
+        with owner._lock:
+            trunk.update({k: v for k, v in data.items() if k in documented})
+            answer = dict(trunk)
+        if action == "timeout_after_create":
+            time.sleep(kwargs["seconds"])
+        if action == "no_content":
+            return self._send(204, b"")
+        return self._send(200, answer)
 
     def _create(self, body: bytes, action, kwargs):
         owner = self.owner

@@ -138,7 +138,11 @@ def test_other_methods_and_paths_answer_like_fastapi(api, sandbox_account):
     response = api.post("/balance/", {})
     assert response.status_code == 405
     assert response.json() == {"detail": "Method Not Allowed"}
+    # A trunk's path takes PATCH only (FastAPI answers 405 to other methods on a known path).
     response = api.get("/sip-trunks/some-id")
+    assert response.status_code == 405
+    assert response.json() == {"detail": "Method Not Allowed"}
+    response = api.get("/sip-trunks/some-id/more")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
 
@@ -647,3 +651,55 @@ def test_the_management_command_ensures_an_account_and_prints_its_key(db, monkey
     out = io.StringIO()
     call_command("sandbox_account", "Fresh", stdout=out)
     assert f"(shown once): {SandboxAccount.objects.get(name='Fresh').api_key}" in out.getvalue()
+
+
+# --- PATCH /sip-trunks/{id} ------------------------------------------------------------------------
+
+
+def _patch(api, trunk_id, body, key=SANDBOX_KEY):
+    return Client().patch(
+        f"{API}/sip-trunks/{trunk_id}",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"x-crazytel-api-key": key},
+    )
+
+
+def test_patch_changes_only_the_fields_sent(api, sandbox_account):
+    made = api.create(**valid(sandbox_account), description="Desk").json()
+    response = _patch(api, made["id"], {"enabled": False, "username": "CT000001", "id": "x"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["enabled"] is False and body["description"] == "Desk"
+    assert body["username"] == made["username"] and body["id"] == made["id"]
+    trunk = SandboxTrunk.objects.get(id=made["id"])
+    assert trunk.enabled is False and trunk.description == "Desk"
+
+
+def test_patch_applies_the_create_rules(api, sandbox_account):
+    made = api.create(**valid(sandbox_account)).json()
+    weak = _patch(api, made["id"], {"password": "short"})
+    assert weak.status_code == 422 and weak.json()["detail"][0]["loc"] == ["body", "password"]
+    assert _patch(api, made["id"], {"caller_id_number": "61200000000"}).status_code == 400
+    assert _patch(api, made["id"], {"sms_sender": landline(sandbox_account)}).status_code == 400
+    assert _patch(api, made["id"], {"hide_caller_id": "yes"}).status_code == 422
+    new = _patch(api, made["id"], {"password": "An0therGoodOne"})
+    assert new.status_code == 200 and "password" not in new.json()
+    assert SandboxTrunk.objects.get(id=made["id"]).check_password("An0therGoodOne")
+
+
+def test_patch_of_an_unknown_or_another_accounts_trunk_is_404(api, sandbox_account):
+    made = api.create(**valid(sandbox_account)).json()
+    assert (
+        _patch(api, "00000000-0000-0000-0000-000000000000", {"enabled": False}).status_code == 404
+    )
+    assert _patch(api, "not-a-uuid", {"enabled": False}).status_code == 404
+    other = sandbox_account_ensure(name="Other account")
+    assert _patch(api, made["id"], {"enabled": False}, key=other.api_key).status_code == 404
+
+
+def test_patch_gets_the_same_faults_as_create(api, sandbox_account):
+    made = api.create(**valid(sandbox_account)).json()
+    sandbox_faults_set(account=sandbox_account, forced_status=500, fault_remaining=1)
+    assert _patch(api, made["id"], {"enabled": False}).status_code == 500
+    assert SandboxTrunk.objects.get(id=made["id"]).enabled is True

@@ -34,6 +34,14 @@ class AuditResolveForm(PortalErrorsMixin, forms.Form):
         help_text=f"When it was created: {USERNAME_HELP}.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    trunk_id = forms.CharField(
+        label="Crazytel trunk id",
+        required=False,
+        max_length=64,
+        help_text="When it was created and Crazytel's portal shows it: its id (a UUID), so the "
+        "portal can change the trunk later.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
     note = forms.CharField(
         label="Note",
         max_length=1000,

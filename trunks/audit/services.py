@@ -1,6 +1,8 @@
 """Resolving an attempt whose outcome was unknown: a manager records what Crazytel's account shows,
 as a new event pointing at the attempt (the log is append-only)."""
 
+import uuid
+
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -8,6 +10,7 @@ from django.utils import timezone
 from trunks.access import audit_actor, require_role
 from trunks.crazytel.contract import USERNAME_INVALID, username_is_valid
 from trunks.errors import Conflict, InvalidInput
+from trunks.lifecycle.records import trunk_record_from_attempt
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Role, Tenant
 
 from .writer import audit_event_record
@@ -32,6 +35,7 @@ def audit_unknown_resolve(
     username: str | None,
     note: str,
     request: HttpRequest | None = None,
+    trunk_id: str | None = None,
 ) -> AuditRecord:
     """Record what became of an attempt whose outcome was unknown: the trunk was created (as
     `username`, CT + 6 digits) or it was not. A new OUTCOME_RESOLVED event points at the attempt;
@@ -49,6 +53,16 @@ def audit_unknown_resolve(
     username = (username or "").strip().upper() if created else ""
     if created and not username_is_valid(username):
         raise InvalidInput(USERNAME_INVALID, field="username")
+    trunk_id = (trunk_id or "").strip().lower() if created else ""
+    if trunk_id:
+        try:
+            trunk_id = str(uuid.UUID(trunk_id))
+        except ValueError:
+            raise InvalidInput(
+                "Enter the trunk's id as Crazytel shows it (a UUID such as "
+                "3fa85f64-5717-4562-b3fc-2c963f66afa6), or leave it empty.",
+                field="trunk_id",
+            ) from None
     note = (note or "").replace("\x00", "").strip()
     if not note:
         raise InvalidInput(
@@ -75,7 +89,7 @@ def audit_unknown_resolve(
                 f"{timezone.localtime(earlier.started_at):%d %b %Y %H:%M}. "
                 "A resolution is final; it cannot be changed."
             )
-        return audit_event_record(
+        resolution = audit_event_record(
             kind=AuditKind.OUTCOME_RESOLVED,
             tenant=record.tenant,
             actor=audit_actor(actor),
@@ -84,8 +98,15 @@ def audit_unknown_resolve(
                 "attempt": str(record.uuid),
                 "created": bool(created),
                 "trunk_username": username,
+                **({"trunk_id": trunk_id} if trunk_id else {}),
                 "note": note,
             },
             related=record,
             trunk_username=username,
         )
+        if created:
+            # The trunk exists after all: the portal's record of it (its id when given).
+            trunk_record_from_attempt(
+                attempt=record, username=username, trunk_id=trunk_id, at=resolution.started_at
+            )
+        return resolution

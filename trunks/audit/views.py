@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
+from trunks.crazytel.contract import username_is_valid
 from trunks.errors import Conflict, NotPermitted, PortalError
 from trunks.models import AuditKind, AuditStatus
 from trunks.numbers import number_national
@@ -261,6 +262,10 @@ def _detail_render(
         if record.response is not None
         else "",
         "caller_id": number_national(record.caller_id_number),
+        # The trunk's own page (it answers 404 when the portal holds no record of it).
+        "trunk_url": reverse("trunks:detail", args=[record.trunk_username])
+        if username_is_valid(record.trunk_username)
+        else "",
         "followups": followups,
         "resolution": next((f for f in followups if f.kind == AuditKind.OUTCOME_RESOLVED), None),
         "retried": next(
@@ -304,6 +309,7 @@ def audit_resolve(request: HttpRequest, pk: int) -> HttpResponse:
                 username=form.cleaned_data["username"],
                 note=form.cleaned_data["note"],
                 request=request,
+                trunk_id=form.cleaned_data.get("trunk_id"),
             )
         except NotPermitted:
             raise Http404("No such audit record.") from None

@@ -96,20 +96,26 @@ def audit_attempt_start(
     data: dict[str, Any],
     submission_token: str | None,
     related: AuditRecord | None = None,
+    kind: AuditKind = AuditKind.TRUNK_CREATE,
+    trunk_username: str = "",
+    trunk_id: str = "",
 ) -> AuditRecord:
-    """Record a trunk attempt as pending, before anything goes upstream.
+    """Record a trunk attempt (a create, or a change of `trunk_username`) as pending, before
+    anything goes upstream.
 
     Raises IntegrityError when `submission_token` was used already: the caller shows that
     submission's result instead of calling Crazytel again.
     """
     assert "password" not in data, "the password is never recorded"
     record = AuditRecord(
-        kind=AuditKind.TRUNK_CREATE,
+        kind=kind,
         tenant=tenant,
         tenant_name=tenant.name,
         **_actor_fields(actor),
         **request_meta(request),
         data=data,
+        trunk_username=trunk_username,
+        trunk_id=trunk_id,
         caller_id_number=str(data.get("caller_id_number", ""))[:32],
         description=str(data.get("description", ""))[:255],
         status=AuditStatus.PENDING,

@@ -18,7 +18,7 @@ import time
 import uuid
 from decimal import Decimal
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -36,6 +36,7 @@ from .errors import (
     OutcomeUnknown,
     RateLimited,
     RejectedKey,
+    TrunkNotFound,
     Unreachable,
     UpstreamError,
     ValidationFailed,
@@ -45,6 +46,7 @@ from .parsing import (
     NON_FIELD,
     Balance,
     CreatedTrunk,
+    UpdatedTrunk,
     VerifiedNumber,
     attribute_numbers,
     describe_html,
@@ -54,6 +56,7 @@ from .parsing import (
     parse_created_trunk,
     parse_error_body,
     parse_retry_after,
+    parse_updated_trunk,
     parse_verified_numbers,
     redact,
     shorten,
@@ -170,6 +173,34 @@ class CrazytelClient:
             raise
         return parse_created_trunk(data, request_id, status, (*secrets, self._api_key))
 
+    @sensitive_variables()
+    def update_sip_trunk(self, trunk_id: str, changes: dict) -> UpdatedTrunk:
+        """Change a trunk (PATCH /sip-trunks/{trunk_id}): send only `changes`. Never retried
+        automatically, though sending the same values again is harmless: a lost answer is an
+        `OutcomeUnknown`. A 404 answered in JSON is `TrunkNotFound` (an HTML 404 page is a wrong
+        base URL, as elsewhere). An empty 200 or a 204 means the sent values applied."""
+        trunk_id = str(trunk_id or "").strip()
+        if not trunk_id:
+            raise ValueError("a trunk id is needed to change a trunk")
+        body = {k: v for k, v in changes.items() if k not in ("api_key", "x-crazytel-api-key")}
+        password = body.get("password")
+        secrets = (password,) if isinstance(password, str) else ()
+        path = f"/sip-trunks/{quote(trunk_id, safe='')}"
+        try:
+            data, request_id, status = self._call(
+                "PATCH", path, body=body, secrets=secrets, retry_unreachable=False, empty_ok=True
+            )
+        except NumberRejected as exc:
+            attribute_numbers(exc, body)
+            raise
+        except UpstreamError as exc:
+            if exc.status == 404 and "HTML page" not in exc.message:
+                raise TrunkNotFound(
+                    TrunkNotFound.default_message, status=404, request_id=exc.request_id
+                ) from None
+            raise
+        return parse_updated_trunk(data, request_id, status, (*secrets, self._api_key))
+
     def balance(self) -> Balance:
         """The account code and balance: a cheap, read-only connection check."""
         data, request_id, status = self._call("GET", "/balance/", retry_unreachable=True)
@@ -186,20 +217,27 @@ class CrazytelClient:
         body: dict | None = None,
         secrets: tuple[str, ...] = (),
         retry_unreachable: bool,
+        empty_ok: bool = False,
     ) -> tuple[Any, str, int]:
         secrets = (*secrets, self._api_key)
         if retry_unreachable:
             try:
-                return self._send(method, path, body=body, secrets=secrets)
+                return self._send(method, path, body=body, secrets=secrets, empty_ok=empty_ok)
             except Unreachable:
                 # Surely never arrived, and a read: one more try does no harm.
                 logger.info("crazytel %s %s unreachable; retrying once", method, path)
             time.sleep(0.2)
-        return self._send(method, path, body=body, secrets=secrets)
+        return self._send(method, path, body=body, secrets=secrets, empty_ok=empty_ok)
 
     @sensitive_variables()
     def _send(
-        self, method: str, path: str, *, body: dict | None, secrets: tuple[str, ...]
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict | None,
+        secrets: tuple[str, ...],
+        empty_ok: bool = False,
     ) -> tuple[Any, str, int]:
         # The portal request's id (the one its audit record keeps), so Crazytel's support can
         # find the call; a fresh one outside a request (a command, a task).
@@ -312,6 +350,8 @@ class CrazytelClient:
             raise error
         text = redact(text, secrets)
         if 200 <= status < 300:
+            if empty_ok and not text.strip():
+                return None, request_id, status
             return _parse_json_body(text, status, content_type, request_id), request_id, status
         raise _status_error(status, text, content_type, retry_after_header, location, request_id)
 

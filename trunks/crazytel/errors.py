@@ -90,3 +90,10 @@ class OutcomeUnknown(CrazytelError):
     default_message = (
         "The request reached Crazytel but no answer came back: it may or may not have taken effect."
     )
+
+
+class TrunkNotFound(CrazytelError):
+    """404 on a call about one trunk: Crazytel does not (or no longer) know that trunk id."""
+
+    category = "not_found"
+    default_message = "Crazytel no longer has this trunk."

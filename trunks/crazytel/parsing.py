@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from typing import Any
 
-from .contract import TRUNK_FIELD_NAMES, USERNAME_RE
+from .contract import TRUNK_FIELD_NAMES, TRUNK_FIELDS, USERNAME_RE
 from .errors import NumberRejected, UpstreamError
 
 NON_FIELD = "__all__"
@@ -56,6 +56,16 @@ class CreatedTrunk:
     trunk_id: str | None
     # The upstream response with every password-like key removed.
     response: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpdatedTrunk:
+    """What Crazytel said after an update: the trunk's documented settings it returned (numbers
+    normalised, never a password), or None when it answered an empty 200/204 ("the sent values
+    applied")."""
+
+    settings: dict | None = None
+    response: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -440,3 +450,42 @@ def parse_balance(data: Any, request_id: str, status: int) -> Balance:
             request_id=request_id,
         )
     return Balance(account_code=str(code), balance=amount)
+
+
+def parse_updated_trunk(
+    data: Any, request_id: str, status: int, secrets: tuple[str, ...]
+) -> UpdatedTrunk:
+    """The answer to PATCH /sip-trunks/{id}: the updated trunk object (any documented field it
+    holds, with its type checked), a wrapper around one, or nothing at all (empty 200 or 204)."""
+    if data is None:
+        return UpdatedTrunk()
+    kept = _json_safe(strip_secrets(data, secrets))
+    trunk = data
+    if isinstance(data, dict) and not set(data) & set(TRUNK_FIELD_NAMES):
+        for key in OBJECT_WRAPPER_KEYS:
+            if isinstance(data.get(key), dict):
+                trunk = data[key]
+                break
+    if not isinstance(trunk, dict):
+        raise UpstreamError(
+            f"Crazytel answered the change with {_describe(data)} instead of a trunk object: "
+            "the change may or may not have been applied.",
+            status=status,
+            request_id=request_id,
+        )
+    settings: dict[str, Any] = {}
+    for spec in TRUNK_FIELDS:
+        if spec.secret or spec.name not in trunk:
+            continue
+        value = trunk[spec.name]
+        if spec.type is bool:
+            if isinstance(value, bool):
+                settings[spec.name] = value
+        elif value is None:
+            settings[spec.name] = ""
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            text = str(value).strip()
+            settings[spec.name] = (normalise_number(text) or text) if spec.number else text
+    return UpdatedTrunk(
+        settings=settings or None, response=kept if isinstance(kept, dict) else {"response": kept}
+    )

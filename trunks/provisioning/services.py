@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
@@ -13,6 +13,7 @@ from trunks.audit.writer import audit_attempt_finish, audit_attempt_start
 from trunks.crazytel import errors as upstream
 from trunks.crazytel.contract import TRUNK_FIELD_NAMES, trunk_payload
 from trunks.crazytel.parsing import redact
+from trunks.lifecycle.records import trunk_record_from_attempt
 from trunks.models import AuditRecord, AuditStatus, Tenant
 from trunks.tenants.credentials import CredentialError
 from trunks.tenants.services import tenant_connection_mark_failed
@@ -205,13 +206,16 @@ def _trunk_create_call(
         return _trunk_create_failure(error=error, tenant=tenant, payload=payload, finish=finish)
 
     response = _scrub(dict(created.response or {}), password)
-    final, _, _ = finish(
-        AuditStatus.SUCCEEDED,
-        upstream_status=200,
-        trunk_username=created.username,
-        trunk_id=str(created.trunk_id or "")[:64],
-        response=response,
-    )
+    # The attempt's final record and the portal's Trunk record commit together (or not at all).
+    with transaction.atomic():
+        final, _, _ = finish(
+            AuditStatus.SUCCEEDED,
+            upstream_status=200,
+            trunk_username=created.username,
+            trunk_id=str(created.trunk_id or "")[:64],
+            response=response,
+        )
+        trunk_record_from_attempt(attempt=final, username=created.username, trunk_id=final.trunk_id)
     return TrunkCreateResult(
         record=final,
         status=final.status,

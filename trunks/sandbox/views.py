@@ -1,4 +1,4 @@
-"""The sandbox's API: Crazytel's three endpoints, its documented rules, and injectable faults.
+"""The sandbox's API: Crazytel's four endpoints (create and change a trunk among them), its documented rules, and injectable faults.
 
 Answers like FastAPI does (the real service runs on it): {"detail": "..."} for errors and
 {"detail": [{"type", "loc", "msg", "input"}]} for validation.
@@ -153,7 +153,7 @@ def sandbox_api(*, kind: str, methods: tuple[str, ...]):
         @csrf_exempt
         @login_not_required
         @wraps(view)
-        def wrapped(request):
+        def wrapped(request, **kwargs):
             if not settings.SANDBOX_ENABLED:
                 raise Http404
             if request.method not in methods:
@@ -182,7 +182,7 @@ def sandbox_api(*, kind: str, methods: tuple[str, ...]):
                 response = _fault_response(request, account)
                 if response is not None:
                     return response
-            return view(request, account, faulty=faulty)
+            return view(request, account, faulty=faulty, **kwargs)
 
         return wrapped
 
@@ -217,8 +217,9 @@ def _password_errors(value) -> list[str]:
     return [message for ok, message in rules if not ok]
 
 
-def _validate(body) -> list[dict]:
-    """Pydantic-like validation of the create body (FastAPI's 422 shape)."""
+def _validate(body, *, partial: bool = False) -> list[dict]:
+    """Pydantic-like validation of the create body, or with `partial` of an update's body (every
+    field optional), in FastAPI's 422 shape."""
     if not isinstance(body, dict):
         return [
             {
@@ -232,6 +233,8 @@ def _validate(body) -> list[dict]:
 
     def required_string(name):
         if name not in body:
+            if partial:
+                return None
             errors.append({"type": "missing", "loc": ["body", name], "msg": "Field required"})
             return None
         if not isinstance(body[name], str):
@@ -299,16 +302,12 @@ def _validate(body) -> list[dict]:
     return errors
 
 
-def _digits(value: str) -> str:
-    return "".join(c for c in value if c not in "+ -")
-
-
-@sandbox_api(kind="create", methods=("POST",))
-def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
+def _parse_body(request):
+    """The JSON body, or the 422 FastAPI answers for one that is not JSON."""
     try:
-        body = json.loads(request.body or b"null")
+        return json.loads(request.body or b"null"), None
     except (ValueError, UnicodeDecodeError) as exc:
-        return validation_error(
+        return None, validation_error(
             [
                 {
                     "type": "json_invalid",
@@ -319,13 +318,12 @@ def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
                 }
             ]
         )
-    errors = _validate(body)
-    if errors:
-        return validation_error(errors)
 
+
+def _numbers_refused(account: SandboxAccount, body: dict) -> JsonResponse | None:
+    """The 400 for a caller ID or SMS sender that is not verified (or not a 614 mobile)."""
     verified = {_digits(n) for n in account.number_set()}
-    caller_id = _digits(body["caller_id_number"])
-    if caller_id not in verified:
+    if "caller_id_number" in body and _digits(body["caller_id_number"]) not in verified:
         return detail(
             400, f"Caller ID number {body['caller_id_number']} is not verified for this account"
         )
@@ -335,14 +333,40 @@ def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
             return detail(400, "SMS sender must start with 614")
         if sms_sender not in verified:
             return detail(400, f"SMS sender {body['sms_sender']} is not verified for this account")
+    return None
+
+
+def _sleep_past_timeout(account: SandboxAccount) -> None:
+    """The answer comes after the caller has stopped waiting (the fault "then time out")."""
+    sleep_ms = account.timeout_sleep_ms
+    if sleep_ms is None:
+        sleep_ms = int((settings.CRAZYTEL_TIMEOUT + 5) * 1000)
+    time.sleep(sleep_ms / 1000)
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c not in "+ -")
+
+
+@sandbox_api(kind="create", methods=("POST",))
+def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
+    body, refused = _parse_body(request)
+    if refused is not None:
+        return refused
+    errors = _validate(body)
+    if errors:
+        return validation_error(errors)
+    refused = _numbers_refused(account, body)
+    if refused is not None:
+        return refused
 
     if faulty and account.invalid_username:
         return JsonResponse({"id": str(uuid.uuid4()), "username": "TRUNK-42", "enabled": True})
 
     trunk = SandboxTrunk(
         account=account,
-        caller_id_number=caller_id,
-        sms_sender=sms_sender,
+        caller_id_number=_digits(body["caller_id_number"]),
+        sms_sender=_digits(body.get("sms_sender") or ""),
         area_code=body.get("area_code") or "",
         description=body.get("description") or "",
         **{name: body.get(name, BOOL_DEFAULTS[name]) for name in BOOL_FIELDS},
@@ -361,10 +385,43 @@ def sip_trunks(request, account: SandboxAccount, *, faulty: bool):
 
     if faulty and account.create_then_timeout:
         # The trunk exists; the answer comes after the caller has stopped waiting.
-        sleep_ms = account.timeout_sleep_ms
-        if sleep_ms is None:
-            sleep_ms = int((settings.CRAZYTEL_TIMEOUT + 5) * 1000)
-        time.sleep(sleep_ms / 1000)
+        _sleep_past_timeout(account)
+    return JsonResponse(trunk.as_api())
+
+
+# Changing a trunk is a write like creating one: the same fault scope ("create") applies to it.
+@sandbox_api(kind="create", methods=("PATCH",))
+def sip_trunk(request, account: SandboxAccount, *, faulty: bool, trunk_id: str):
+    """PATCH /sip-trunks/{trunk_id}: only the fields sent change; `id` and `username` never do
+    (FastAPI ignores fields it does not know). 404 for an id this account does not have."""
+    try:
+        trunk = SandboxTrunk.objects.get(account=account, id=uuid.UUID(trunk_id))
+    except (ValueError, SandboxTrunk.DoesNotExist):
+        return detail(404, "SIP trunk not found")
+    body, refused = _parse_body(request)
+    if refused is not None:
+        return refused
+    errors = _validate(body, partial=True)
+    if errors:
+        return validation_error(errors)
+    refused = _numbers_refused(account, body)
+    if refused is not None:
+        return refused
+    for name in ("caller_id_number", "sms_sender"):
+        if name in body:
+            setattr(trunk, name, _digits(body[name] or ""))
+    for name in ("area_code", "description"):
+        if name in body:
+            setattr(trunk, name, body[name] or "")
+    for name in BOOL_FIELDS:
+        if name in body:
+            setattr(trunk, name, body[name])
+    if "password" in body:
+        trunk.set_password(body["password"])
+    trunk.save()
+    if faulty and account.create_then_timeout:
+        # The change is made; the answer comes after the caller has stopped waiting.
+        _sleep_past_timeout(account)
     return JsonResponse(trunk.as_api())
 
 

@@ -1,0 +1,53 @@
+"""The Trunk record of a trunk the portal created: written from the attempt that created it.
+
+Called inside the transaction that finalises a successful create (trunks.provisioning.services) or
+records a manager's resolution "created" (trunks.audit.services), so single and bulk creates alike
+get their record without doing anything else.
+"""
+
+from typing import Any
+
+from trunks.crazytel.contract import TRUNK_FIELDS
+from trunks.models import AuditRecord, Trunk
+
+# The settings a Trunk keeps: every documented field but the secret one (the password).
+SETTING_NAMES = tuple(spec.name for spec in TRUNK_FIELDS if not spec.secret)
+
+
+def trunk_settings_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The Trunk columns for settings in `data` (sent or answered), typed as the spec says."""
+    found: dict[str, Any] = {}
+    for spec in TRUNK_FIELDS:
+        if spec.secret or spec.name not in data:
+            continue
+        value = data[spec.name]
+        if spec.type is bool:
+            found[spec.name] = bool(value) if value is not None else spec.default
+        else:
+            found[spec.name] = "" if value is None else str(value)
+    return found
+
+
+def trunk_settings(trunk: Trunk) -> dict[str, Any]:
+    """A trunk's settings as last known (field name → value)."""
+    return {name: getattr(trunk, name) for name in SETTING_NAMES}
+
+
+def trunk_record_from_attempt(
+    *, attempt: AuditRecord, username: str, trunk_id: str = "", at=None
+) -> Trunk | None:
+    """Add the Trunk a create attempt made (`attempt` holds what was sent). Call inside the
+    finalising transaction. A username already recorded is left as it is (None returned)."""
+    if not username or Trunk.objects.filter(username=username).exists():
+        return None
+    defaults = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
+    return Trunk.objects.create(
+        tenant_id=attempt.tenant_id,
+        trunk_id=(trunk_id or "")[:64],
+        username=username,
+        **(defaults | trunk_settings_of(attempt.data or {})),
+        created_by_id=attempt.actor_id,
+        created_by_username=attempt.actor_username,
+        created_at=at or attempt.finished_at or attempt.started_at,
+        created_record=attempt,
+    )
