@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import health, views
+from portal.password_change import PasswordChangeView
 from trunks.reauth import reauth_view
 
 admin.site.site_header = "Crazytel trunk portal — administration"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/confirm-password/", reauth_view, name="reauth"),
+    path("accounts/password_change/", PasswordChangeView.as_view(), name="password_change"),
     path("admin/", admin.site.urls),
     path("", include("trunks.urls")),
 ]
