@@ -54,9 +54,19 @@ def _confusables() -> dict[str, str]:
     return mapping
 
 
-def name_skeleton(name: str) -> str:
-    """The form two names share when a reader could take one for the other (case too)."""
+def _skeleton(text: str) -> str:
     mapping = _confusables()
-    text = unicodedata.normalize("NFD", name_normalise(name).casefold())
-    text = "".join(mapping.get(ch, ch) for ch in text)
-    return unicodedata.normalize("NFD", text).casefold().replace(" ", "")
+    text = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFD", "".join(mapping.get(ch, ch) for ch in text))
+
+
+def name_skeletons(name: str) -> set[str]:
+    """The forms two names share when a reader could take one for the other, case included.
+
+    Two, because case and look-alikes interact: `AIpha` (capital I) looks like `Alpha` only before
+    case is folded (I → l), while `ILLINOIS` matches `illinois` only after. Names whose sets meet
+    look alike.
+    """
+    name = name_normalise(name)
+    forms = (_skeleton(name.casefold()), _skeleton(_skeleton(name).casefold()))
+    return {_skeleton(form).casefold().replace(" ", "") for form in forms}

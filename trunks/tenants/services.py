@@ -21,7 +21,7 @@ from trunks.errors import Conflict, CredentialsUnavailable, InvalidInput
 from trunks.models import AuditKind, AuditStatus, Tenant
 
 from .credentials import CredentialError, api_key_encrypt
-from .names import name_normalise, name_skeleton
+from .names import name_normalise, name_skeletons
 from .upstream import crazytel_client_for, crazytel_client_with_key, upstream_url_problem
 
 API_KEY_MIN_LENGTH = 8
@@ -86,8 +86,8 @@ def _check_unique(*, name: str, slug: str, exclude_pk: int | None = None) -> Non
     others = Tenant.objects.exclude(pk=exclude_pk) if exclude_pk else Tenant.objects.all()
     # By skeleton: look-alike letters and case count as the same name. Tenants are few (a
     # company's teams), so their names are compared here rather than kept in another column.
-    skeleton = name_skeleton(name)
-    if any(name_skeleton(other) == skeleton for other in others.values_list("name", flat=True)):
+    skeletons = name_skeletons(name)
+    if any(name_skeletons(other) & skeletons for other in others.values_list("name", flat=True)):
         raise Conflict(
             "Another tenant already has this name, or one that looks the same.", field="name"
         )
