@@ -103,4 +103,3 @@ def test_make_runs_sandbox_stays_allowed_in_debug():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["''", "''", "True"]
-
