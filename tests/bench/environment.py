@@ -24,6 +24,9 @@ BENCH_ENVIRON = {
     "SECURE_SSL_REDIRECT": "false",
     "SANDBOX_ENABLED": "true",
     "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    # The sandbox on loopback over http is the bench's Crazytel (the upstream allow-list, 16.9).
+    "CRAZYTEL_UPSTREAM_HOSTS": "127.0.0.1,localhost",
+    "CRAZYTEL_UPSTREAM_HTTP_ALLOWED": "true",
 }
 
 
