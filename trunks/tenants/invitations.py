@@ -62,7 +62,9 @@ def invitations_pending_for_tenant(*, tenant: Tenant) -> QuerySet[Invitation]:
 
 def _pending(*, user, invitation_id: int) -> Invitation:
     try:
-        return invitations_pending_for(user=user).select_for_update().get(pk=invitation_id)
+        return (
+            invitations_pending_for(user=user).select_for_update(of=("self",)).get(pk=invitation_id)
+        )
     except Invitation.DoesNotExist:
         raise NotFound("That invitation is no longer open.") from None
 
