@@ -8,4 +8,4 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import auth, checks  # noqa: F401 (registers the checks and signal receivers)
+        from portal import auth, checks, throttle  # noqa: F401 (registers the checks and signal receivers)

@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.shortcuts import render
 
-from portal.middleware import SESSION_STARTED_KEY
+from portal.middleware import INVITATIONS_PROMPT_KEY, SESSION_STARTED_KEY
+from trunks.tenants.invitations import invitations_pending_for
 
 
 class LocalLoginPolicyMixin:
@@ -63,9 +64,19 @@ def lockout_response(request, original_response=None, credentials=None):
     """django-axes' lockout: the login page again, saying why and for how long (AXES_LOCKOUT_CALLABLE)."""
     cool_off = get_cool_off(request)
     wait = _minutes(cool_off.total_seconds()) if cool_off else "a while"
+    # The portal's own spraying limits (portal.throttle) name the limit reached; axes' lock is
+    # for this username from this address.
+    cause = {
+        "address": "Too many failed log-ins from your address.",
+        "username": "Too many failed log-ins for this username.",
+    }.get(
+        getattr(request, "portal_login_throttle", ""),
+        "Too many failed log-ins for this username from your address.",
+    )
+    if getattr(request, "portal_login_throttle", ""):
+        wait = _minutes(settings.AXES_COOLOFF_TIME.total_seconds())
     message = (
-        "Too many failed log-ins for this username from your address. "
-        f"Log-in is paused for {wait}; try again later, or ask your portal administrator "
+        f"{cause} Log-in is paused for up to {wait}; try again later, or ask your tenant's admin "
         "to unlock the account."
     )
     form = AuthenticationForm(request)
@@ -91,3 +102,6 @@ def session_started_on_login(sender, request, user, **kwargs):
     """The absolute session timeout counts from the moment of login (AbsoluteSessionTimeoutMiddleware)."""
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_STARTED_KEY] = int(time.time())
+        if invitations_pending_for(user=user).exists():
+            # Shown before the first page (portal.middleware.InvitationPromptMiddleware).
+            request.session[INVITATIONS_PROMPT_KEY] = True

@@ -1,5 +1,5 @@
 """Cross-cutting middleware: request ids, logs and metrics, session lifetime, htmx-aware login
-redirects."""
+redirects, the second factor, open invitations."""
 
 import logging
 import time
@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.shortcuts import resolve_url
+from django.shortcuts import redirect, resolve_url
+from django.urls import reverse
 from django.utils.functional import SimpleLazyObject, empty
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -253,3 +254,30 @@ class SecondFactorMiddleware:
         except Resolver404:
             return True
         return match.url_name in self.ALLOWED_URL_NAMES
+
+
+INVITATIONS_PROMPT_KEY = "portal_invitations_prompt"
+
+
+class InvitationPromptMiddleware:
+    """After a sign-in with open invitations (noted at login by portal.auth, when the session is
+    written anyway), the first page shown is the invitations page (trunks.tenants.invitations):
+    accept, decline, or decide later from /invitations/. No query or session write otherwise."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        session = getattr(request, "session", None)
+        if (
+            session is not None
+            and request.method == "GET"
+            and not getattr(request, "htmx", False)
+            and session.get(INVITATIONS_PROMPT_KEY)
+            and request.user.is_authenticated
+        ):
+            del session[INVITATIONS_PROMPT_KEY]
+            target = reverse("invitations:list")
+            if request.path != target:
+                return redirect(f"{target}?{urlencode({'next': request.get_full_path()})}")
+        return self.get_response(request)

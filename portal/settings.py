@@ -3,6 +3,7 @@
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -97,6 +98,9 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.HtmxLoginRedirectMiddleware",
+    # A password someone else chose must be replaced before anything else (portal.password_change).
+    "portal.password_change.PasswordChangeRequiredMiddleware",
+    "portal.middleware.InvitationPromptMiddleware",
     # Last, so it can turn a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -153,6 +157,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # django-axes first: it refuses a locked-out login before the password is even checked.
 AUTHENTICATION_BACKENDS = [
+    # Password spraying (portal.throttle): per-address and per-username limits, before axes.
+    "portal.throttle.LoginThrottleBackend",
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     # Sign-in through the identity provider (portal.oidc); matches no username and password.
@@ -229,6 +235,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "portal.auth.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "portal.clientip.client_ip"
+# Password spraying (issue 16.7, portal.throttle): failures across usernames from one address, and
+# across addresses for one username, each counted over LOGIN_COOLOFF_MINUTES and then forgotten.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
+LOGIN_USERNAME_FAILURE_LIMIT = env.int("LOGIN_USERNAME_FAILURE_LIMIT", default=20)
 # How many reverse proxies of our own sit in front of the portal. Each appends the address it saw to
 # X-Forwarded-For; only those entries are believed. 0 (the default): REMOTE_ADDR is the client.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
@@ -313,6 +323,18 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Crazytel trunk portal")
 
 # --- Crazytel ------------------------------------------------------------------------------------
 CRAZYTEL_API_BASE_URL = env.str("CRAZYTEL_API_BASE_URL", default="https://crazytel.io/api/v1")
+# Where a tenant's key may be sent (issue 16.9, trunks.tenants.upstream): hosts a tenant's base URL
+# may name — exact, or ".example.com" for it and its subdomains — checked when a base URL is saved and
+# before every call. Default: Crazytel's own host, and in DEBUG with the sandbox on, this machine
+# (where `make run` serves the sandbox). Plain http:// only when CRAZYTEL_UPSTREAM_HTTP_ALLOWED
+# (default: DEBUG).
+_crazytel_host = urlsplit(CRAZYTEL_API_BASE_URL).hostname or ""
+CRAZYTEL_UPSTREAM_HOSTS = env.list(
+    "CRAZYTEL_UPSTREAM_HOSTS",
+    default=[_crazytel_host]
+    + (["127.0.0.1", "localhost", "::1"] if DEBUG and env_bool("SANDBOX_ENABLED", False) else []),
+)
+CRAZYTEL_UPSTREAM_HTTP_ALLOWED = env_bool("CRAZYTEL_UPSTREAM_HTTP_ALLOWED", DEBUG)
 # Seconds: connect timeout, then read timeout.
 CRAZYTEL_CONNECT_TIMEOUT = env.float("CRAZYTEL_CONNECT_TIMEOUT", default=5.0)
 CRAZYTEL_TIMEOUT = env.float("CRAZYTEL_TIMEOUT", default=20.0)

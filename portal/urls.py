@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from portal import health, metrics_view, oidc, two_factor, views
 from portal.auth import PortalAdminAuthenticationForm, PortalLoginView
+from portal.password_change import PasswordChangeView
 
 admin.site.site_header = "Crazytel trunk portal — administration"
 admin.site.site_title = "Crazytel trunk portal"
@@ -27,6 +28,7 @@ urlpatterns = [
         two_factor.two_factor_recovery,
         name="two_factor_recovery",
     ),
+    path("accounts/password_change/", PasswordChangeView.as_view(), name="password_change"),
     path("admin/", admin.site.urls),
     path("", include("trunks.urls")),
 ]

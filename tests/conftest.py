@@ -115,6 +115,17 @@ def fast_password_hasher(settings):
 SANDBOX_KEY = "ctsbx_test_alpha_0123456789abcdef"
 
 
+# The made-up upstream hosts the tests point tenants at (live servers on this machine, *.test names).
+# Tests of the allow-list itself set their own (tests/tenants/test_upstream_allowlist.py).
+TEST_UPSTREAM_HOSTS = ["localhost", "127.0.0.1", "testserver", ".test", ".example", ".example.com"]
+
+
+@pytest.fixture(autouse=True)
+def upstream_hosts_for_tests(settings):
+    settings.CRAZYTEL_UPSTREAM_HOSTS = [*TEST_UPSTREAM_HOSTS, "crazytel.io", "evil"]
+    settings.CRAZYTEL_UPSTREAM_HTTP_ALLOWED = True
+
+
 @pytest.fixture
 def sandbox_account(db):
     """A sandbox Crazytel account (key SANDBOX_KEY) with a mix of landlines and 614 mobiles."""
@@ -142,6 +153,17 @@ def reauth_fresh():
 def brenda(tenant_b):
     """Manager in tenant B: reads B's audit log, never anything of tenant A."""
     return UserFactory(username="brenda", member_of=tenant_b, member_of__role=Role.MANAGER)
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_throttle(monkeypatch):
+    """Each test counts failed log-ins afresh (portal.throttle's counters live in the cache, and
+    every test client signs in from 127.0.0.1)."""
+    import uuid
+
+    import portal.throttle
+
+    monkeypatch.setattr(portal.throttle, "KEY_PREFIX", f"login-throttle-{uuid.uuid4().hex}")
 
 
 @pytest.fixture(autouse=True)

@@ -139,6 +139,47 @@ class Membership(models.Model):
         return f"{self.user} in {self.tenant} ({self.role})"
 
 
+class Invitation(models.Model):
+    """A tenant admin's invitation of a username: the person with that username accepts or declines
+    it when they next sign in (trunks.tenants.invitations).
+
+    Kept by username, not by user, so that inviting a name nobody has looks exactly like inviting
+    someone of another tenant: the admin learns nothing about who exists elsewhere.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "username"], name="invitation_tenant_username_unique"
+            )
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} invited to {self.tenant} ({self.role})"
+
+
+class PasswordChangeRequired(models.Model):
+    """The user's password was chosen by someone else (an admin, a command): until they set their
+    own, they reach no page but "set your password" (portal.password_change)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_change_required"
+    )
+    since = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} must set a password"
+
+
 class AuditKind(models.TextChoices):
     TRUNK_CREATE = "trunk_create", "Trunk created"
     TENANT_CREATED = "tenant_created", "Tenant created"
@@ -155,6 +196,11 @@ class AuditKind(models.TextChoices):
     TRUNK_SUSPENDED = "trunk_suspended", "Trunk suspended"
     TRUNK_ENABLED = "trunk_enabled", "Trunk enabled"
     TRUNK_PASSWORD_CHANGED = "trunk_password_changed", "Trunk password changed"
+    MEMBER_INVITED = "member_invited", "Member invited"
+    INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+    INVITATION_DECLINED = "invitation_declined", "Invitation declined"
+    MEMBER_PASSWORD_RESET = "member_password_reset", "Member's password reset"
+    MEMBER_UNLOCKED = "member_unlocked", "Member unlocked"
 
 
 class AuditStatus(models.TextChoices):

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from .audit import views as audit_views
 from .lifecycle import views as lifecycle_views
 from .provisioning import views as trunk_views
+from .tenants import invitation_views
 from .tenants import views as tenant_views
 
 # A trunk's username as Crazytel makes them (trunks.crazytel.contract.USERNAME_RE), any case.
@@ -42,10 +43,22 @@ tenant_patterns: list = [
     path("<slug:slug>/members/", tenant_views.member_add, name="member_add"),
     path("<slug:slug>/members/<int:pk>/role/", tenant_views.member_role, name="member_role"),
     path("<slug:slug>/members/<int:pk>/remove/", tenant_views.member_remove, name="member_remove"),
+    path(
+        "<slug:slug>/members/<int:pk>/password/",
+        tenant_views.member_password_reset,
+        name="member_password_reset",
+    ),
+    path("<slug:slug>/members/<int:pk>/unlock/", tenant_views.member_unlock, name="member_unlock"),
+    path("<slug:slug>/deactivate/", tenant_views.tenant_deactivate, name="deactivate"),
+]
+invitation_patterns: list = [
+    path("", invitation_views.invitation_list, name="list"),
+    path("<int:pk>/", invitation_views.invitation_answer, name="answer"),
 ]
 
 urlpatterns = [
     path("trunks/", include((trunk_patterns, "trunks"))),
     path("audit/", include((audit_patterns, "audit"))),
     path("tenants/", include((tenant_patterns, "tenants"))),
+    path("invitations/", include((invitation_patterns, "invitations"))),
 ]

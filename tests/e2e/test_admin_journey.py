@@ -1,5 +1,5 @@
 """The admin's journey in Chromium: create a tenant, set its key, test the connection (balance shown),
-add a staff member, who then logs in and sees the trunk form; the key never shows again anywhere."""
+add a staff member, who then logs in, sets their own password and sees the trunk form; the key never shows again anywhere."""
 
 from decimal import Decimal
 
@@ -77,7 +77,7 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
     result = page.locator("#connection-result")
     expect(result).to_contain_text("Connection works.")
     expect(result).to_contain_text(account.account_code)
-    expect(result).to_contain_text("2405.44")
+    expect(result).to_contain_text("$2,405.44")
     admin.check("tenant-connection-ok")
     tenant.refresh_from_db()
     assert tenant.connection_ok is True
@@ -130,9 +130,19 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
         assert key not in str(record.data) + record.error_message
 
     # --- The new staff member logs in with the password shown once, and can create trunks --------
+    # The password the admin saw must be replaced first: no other page until it is.
     staff = open_portal()
     staff.login("sam", sam_password)
-    # Their home page offers the form.
+    expect(staff.page).to_have_url(staff.url("/accounts/password_change/"))
+    expect(staff.page.get_by_role("heading", name="Set your password")).to_be_visible()
+    staff.check("password-forced")
+    staff.goto("/trunks/new/")
+    expect(staff.page).to_have_url(staff.url("/accounts/password_change/"))
+    staff.page.get_by_label("Old password").fill(sam_password)
+    staff.page.get_by_label("New password", exact=True).fill("sams-own-long-passphrase-9")
+    staff.page.get_by_label("New password confirmation").fill("sams-own-long-passphrase-9")
+    staff.page.get_by_role("button", name="Set my password").click()
+    # Then their home page offers the form.
     staff.page.get_by_role("region", name="Create a trunk").get_by_role("link").click()
     staff.settled()
     expect(staff.page).to_have_url(staff.url("/trunks/new/"))

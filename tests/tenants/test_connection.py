@@ -121,7 +121,7 @@ def test_without_javascript_the_result_comes_as_a_message(keyed, adam, crazytel,
     crazytel.get(BALANCE_URL, json={"account_code": "0000007", "balance": 12.5})
     client.force_login(adam)
     response = client.post("/tenants/alpha/test/", follow=True)
-    assert "Connection works: account 0000007, balance 12.5." in response.content.decode()
+    assert "Connection works: account 0000007, balance $12.50." in response.content.decode()
 
 
 def test_no_key_means_no_call_and_a_clear_answer(tenant_a, adam, crazytel):

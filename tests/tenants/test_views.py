@@ -126,7 +126,9 @@ def test_setting_the_key_with_htmx_updates_the_state_out_of_band(
 
 def test_deactivate_and_activate(client, adam, tenant_a):
     client.force_login(adam)
-    response = client.post("/tenants/alpha/active/", {"is_active": "0"}, headers=HTMX)
+    response = client.post(
+        "/tenants/alpha/active/", {"is_active": "0", "confirm": "yes"}, headers=HTMX
+    )
     assert "is deactivated" in response.content.decode()
     tenant_a.refresh_from_db()
     assert not tenant_a.is_active
@@ -171,8 +173,8 @@ def test_edit_shows_a_taken_short_name_as_a_field_error(client, root, tenant_a, 
     assert re.search(r'aria-describedby="[^"]*\bid_slug_error\b', html)
 
 
-def test_adding_an_unknown_user_without_create_explains(client, adam, tenant_a):
-    client.force_login(adam)
+def test_superusers_are_told_a_username_does_not_exist(client, root, tenant_a):
+    client.force_login(root)
     response = client.post(
         "/tenants/alpha/members/", {"username": "ghost", "role": "staff"}, headers=HTMX
     )
@@ -182,7 +184,10 @@ def test_adding_an_unknown_user_without_create_explains(client, adam, tenant_a):
     assert 'value="ghost"' in html  # nothing typed is lost
 
 
-def test_adding_an_existing_user_with_htmx_lists_them(client, adam, tenant_a, bob):
+def test_adding_a_user_of_another_admin_tenant_with_htmx_lists_them(
+    client, adam, tenant_a, tenant_b, bob
+):
+    Membership.objects.create(user=adam, tenant=tenant_b, role=Role.ADMIN)
     client.force_login(adam)
     html = client.post(
         "/tenants/alpha/members/", {"username": "bob", "role": "manager"}, headers=HTMX

@@ -5,6 +5,8 @@ from django import forms
 from trunks.errors import PortalErrorsMixin
 from trunks.models import Role, Tenant
 
+from .upstream import upstream_url_problem
+
 
 class TenantForm(PortalErrorsMixin, forms.Form):
     """Create or edit a tenant. Only superusers may set the base URL (see trunks.tenants.services)."""
@@ -13,7 +15,10 @@ class TenantForm(PortalErrorsMixin, forms.Form):
     slug = forms.SlugField(
         label="Short name",
         max_length=50,
-        help_text="Lower-case letters, digits and hyphens; used in the portal's URLs.",
+        help_text="Lower-case letters, digits and hyphens; used in the portal's URLs. "
+        "Suggested from the name until you edit it.",
+        # static/js/tenant_form.js fills it from the name (no inline script: CSP).
+        widget=forms.TextInput(attrs={"data-slug-from": "id_name"}),
     )
     base_url = forms.URLField(
         label="Crazytel base URL",
@@ -35,6 +40,18 @@ class TenantForm(PortalErrorsMixin, forms.Form):
             self.fields[
                 "base_url"
             ].help_text = "Only portal administrators may change where the key is sent."
+
+    def clean_base_url(self):
+        base_url = self.cleaned_data.get("base_url") or ""
+        # The service checks again (trunks.tenants.services): this answers on the field at once.
+        problem = (
+            upstream_url_problem(base_url)
+            if base_url and not self.fields["base_url"].disabled
+            else ""
+        )
+        if problem:
+            raise forms.ValidationError(problem)
+        return base_url
 
     @classmethod
     def initial_for(cls, tenant: Tenant) -> dict:
@@ -62,12 +79,19 @@ class TenantKeyForm(PortalErrorsMixin, forms.Form):
         label="Yes, replace the current key",
         required=False,
     )
+    save_anyway = forms.BooleanField(
+        label="Save anyway",
+        required=False,
+        help_text="The portal tries a new key with Crazytel first and keeps the current key if "
+        "Crazytel rejects the new one. Tick this to replace it all the same.",
+    )
 
     def __init__(self, *args, replacing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.replacing = replacing
         if not replacing:
             del self.fields["confirm_replace"]
+            del self.fields["save_anyway"]
 
     def clean_confirm_replace(self):
         confirmed = self.cleaned_data.get("confirm_replace")

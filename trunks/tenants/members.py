@@ -1,7 +1,6 @@
-"""A tenant's members: add (creating the user if asked), change a role, remove; and a user's
-password from the command line. A tenant always keeps an admin unless a superuser acts."""
+"""A tenant's members: add (creating the user if asked, or inviting someone the admin does not
+already manage), change a role, remove. A tenant always keeps an admin unless a superuser acts."""
 
-import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -14,20 +13,40 @@ from django.views.decorators.debug import sensitive_variables
 from trunks.access import audit_actor, audit_via, is_superuser, require_tenant_admin
 from trunks.audit.writer import audit_event_record
 from trunks.errors import Conflict, InvalidInput, NotFound
-from trunks.models import AuditKind, Membership, Role, Tenant
+from trunks.models import AuditKind, Invitation, Membership, Role, Tenant
 
+from .accounts import password_change_require, password_generate
+from .accounts import user_password_set as user_password_set  # the command line's, kept here too
+from .invitations import invitation_create
 
-def member_first_password_generate() -> str:
-    """A new user's first password: 20 url-safe random characters, shown once."""
-    return secrets.token_urlsafe(15)
+# A new user's first password (kept under its old name for the commands).
+member_first_password_generate = password_generate
 
 
 @dataclass(frozen=True)
 class MemberAdded:
-    membership: Membership
+    # None when the person was invited instead (see `invitation`).
+    membership: Membership | None
     user_created: bool
     # The new user's password, for showing once; empty when the user existed or chose it.
     password: str = ""
+    invitation: Invitation | None = None
+
+
+def _actor_manages(actor, *, user) -> bool:
+    """Whether `user` already belongs to a tenant that `actor` administers: then the admin may
+    add them to another of their tenants directly; anyone else is invited."""
+    administered = Membership.objects.filter(user=actor, role=Role.ADMIN).values("tenant_id")
+    return Membership.objects.filter(user=user, tenant_id__in=administered).exists()
+
+
+def _username_check(username: str) -> None:
+    User = get_user_model()
+    try:
+        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+        User(**{User.USERNAME_FIELD: username}).clean_fields(exclude=["password"])
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="username") from None
 
 
 def _clean_role(role: str) -> Role:
@@ -46,12 +65,19 @@ def member_add(
     role: str,
     create_user: bool = False,
     password: str | None = None,
+    password_chosen_by_owner: bool = False,
     request: HttpRequest | None = None,
 ) -> MemberAdded:
     """Give `username` a role in `tenant`. With create_user, a missing user is created.
 
     A created user gets `password` (checked against the password rules) or a generated one that the
-    caller shows once. The password is never stored in clear or recorded.
+    caller shows once; either way they must set their own at the next login, unless
+    `password_chosen_by_owner`. The password is never stored in clear or recorded.
+
+    A tenant admin adds directly only people who already belong to one of their tenants. Anyone
+    else — an account of another tenant, or a username that may not exist at all — gets an
+    invitation they accept when they next sign in; both answer the same, so the admin learns
+    nothing about usernames elsewhere. Superusers (and the command line) add directly.
     """
     require_tenant_admin(actor, tenant=tenant)
     role = _clean_role(role)
@@ -63,18 +89,26 @@ def member_add(
         user = User.objects.filter(**{User.USERNAME_FIELD: username}).first()
         created = False
         shown_password = ""
+        superuser = is_superuser(actor)
+        if user is None and not create_user and superuser:
+            raise NotFound(
+                f"There is no user called “{username}”. Tick “create this user” to add one.",
+                field="username",
+            )
+        if (user is None and not create_user) or (
+            user is not None
+            and not superuser
+            and not Membership.objects.filter(user=user, tenant=tenant).exists()
+            and not _actor_manages(actor, user=user)
+        ):
+            _username_check(username)
+            invitation = invitation_create(
+                actor=actor, tenant=tenant, username=username, role=role, request=request
+            )
+            return MemberAdded(membership=None, user_created=False, invitation=invitation)
         if user is None:
-            if not create_user:
-                raise NotFound(
-                    f"There is no user called “{username}”. Tick “create this user” to add one.",
-                    field="username",
-                )
+            _username_check(username)
             user = User(**{User.USERNAME_FIELD: username})
-            try:
-                user._meta.get_field(User.USERNAME_FIELD).run_validators(username)
-                user.clean_fields(exclude=["password"])
-            except ValidationError as exc:
-                raise InvalidInput(" ".join(exc.messages), field="username") from None
             if password:
                 try:
                     validate_password(password, user=user)
@@ -84,6 +118,8 @@ def member_add(
                 password = shown_password = member_first_password_generate()
             user.set_password(password)
             user.save()
+            if not password_chosen_by_owner:
+                password_change_require(user=user)
             created = True
         elif Membership.objects.filter(user=user, tenant=tenant).exists():
             raise Conflict(
@@ -199,14 +235,3 @@ def member_remove(
             request=request,
             data={"username": username, "role": role, **audit_via(actor)},
         )
-
-
-@sensitive_variables("password")
-def user_password_set(*, user, password: str) -> None:
-    """Set a user's password after checking it against the password rules (command line only)."""
-    try:
-        validate_password(password, user=user)
-    except ValidationError as exc:
-        raise InvalidInput(" ".join(exc.messages), field="password") from None
-    user.set_password(password)
-    user.save(update_fields=["password"])

@@ -1,8 +1,12 @@
 """Reads about tenants and their members, for the admins' pages and commands."""
 
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from portal.throttle import USERNAME, login_throttled_kind_for_username
 from trunks.access import User, tenant_list_for
 from trunks.models import Membership, Role, Tenant
 
@@ -47,3 +51,18 @@ def tenant_list_needing_attention(*, user: User) -> list[Tenant]:
         .filter(Q(is_active=False) | Q(api_key_ciphertext="") | Q(connection_ok=False))
         .order_by("name")
     )
+
+
+def usernames_locked_out(*, usernames: list[str]) -> set[str]:
+    """Which of `usernames` the login throttle holds now: django-axes (from any address) or the
+    portal's per-username limit. For the members table's "locked" badge and Unlock button."""
+    if not usernames:
+        return set()
+    locked = set(
+        AccessAttempt.objects.filter(
+            username__in=usernames,
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+            attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME,
+        ).values_list("username", flat=True)
+    )
+    return locked | {u for u in usernames if login_throttled_kind_for_username(u) == USERNAME}

@@ -21,7 +21,8 @@ from trunks.errors import Conflict, CredentialsUnavailable, InvalidInput
 from trunks.models import AuditKind, AuditStatus, Tenant
 
 from .credentials import CredentialError, api_key_encrypt
-from .upstream import crazytel_client_for
+from .names import name_normalise, name_skeletons
+from .upstream import crazytel_client_for, crazytel_client_with_key, upstream_url_problem
 
 API_KEY_MIN_LENGTH = 8
 API_KEY_MAX_LENGTH = 256
@@ -32,8 +33,13 @@ CONNECTION_MESSAGE_MAX = 300
 RESERVED_SLUGS = {"new"}
 
 
+class KeyRejected(Conflict):
+    """Crazytel rejects the new key and the admin did not ask to save it anyway."""
+
+
 def tenant_name_clean(name: str) -> str:
-    name = " ".join((name or "").split())
+    """The name normalised (trunks.tenants.names): NFKC, no invisible or control characters."""
+    name = name_normalise(name)
     if not name:
         raise InvalidInput("Enter the tenant's name.", field="name")
     if len(name) > Tenant._meta.get_field("name").max_length:
@@ -67,16 +73,24 @@ def tenant_base_url_clean(base_url: str) -> str:
         URLValidator(schemes=["http", "https"])(base_url)
     except ValidationError:
         raise InvalidInput(
-            "Enter a full http:// or https:// URL, or leave it empty for the default.",
+            "Enter a full https:// URL, or leave it empty for the default.",
             field="base_url",
         ) from None
+    problem = upstream_url_problem(base_url)
+    if problem:
+        raise InvalidInput(problem, field="base_url")
     return base_url.rstrip("/")
 
 
 def _check_unique(*, name: str, slug: str, exclude_pk: int | None = None) -> None:
     others = Tenant.objects.exclude(pk=exclude_pk) if exclude_pk else Tenant.objects.all()
-    if others.filter(name__iexact=name).exists():
-        raise Conflict("Another tenant already has this name.", field="name")
+    # By skeleton: look-alike letters and case count as the same name. Tenants are few (a
+    # company's teams), so their names are compared here rather than kept in another column.
+    skeletons = name_skeletons(name)
+    if any(name_skeletons(other) & skeletons for other in others.values_list("name", flat=True)):
+        raise Conflict(
+            "Another tenant already has this name, or one that looks the same.", field="name"
+        )
     if others.filter(slug=slug).exists():
         raise Conflict("Another tenant already has this short name.", field="slug")
 
@@ -206,24 +220,60 @@ def api_key_clean(api_key: str) -> str:
 
 
 @sensitive_variables("api_key")
+def _key_try(*, tenant: Tenant, api_key: str) -> "ConnectionResult":
+    """Ask Crazytel for the balance with `api_key` (not yet stored): does it accept the key?"""
+    try:
+        balance = crazytel_client_with_key(tenant=tenant, api_key=api_key).balance()
+    except RejectedKey:
+        return ConnectionResult(
+            ok=False,
+            message="Crazytel rejected this API key (401).",
+            category="rejected_key",
+        )
+    except CrazytelError as exc:
+        return ConnectionResult(ok=False, message=str(exc.message), category=str(exc.category))
+    return ConnectionResult(
+        ok=True,
+        message=f"Connected to account {balance.account_code}.",
+        account_code=str(balance.account_code),
+        balance=balance.balance,
+    )
+
+
+@sensitive_variables("api_key")
 def tenant_credential_set(
     *,
     actor,
     tenant: Tenant,
     api_key: str,
+    save_anyway: bool = False,
+    test_first: bool = False,
     request: HttpRequest | None = None,
 ) -> Tenant:
-    """Store `api_key` encrypted for `tenant`, replacing any earlier one.
+    """Store `api_key` encrypted for `tenant`, replacing any earlier one, after trying it.
 
-    Keeps only the last 4 characters in clear (the fingerprint shown as ••••abcd). The connection
-    state goes back to "untested": the new key has not been tried. The views ask for confirmation
-    before replacing a key; the audit log records key_set or key_replaced, never the key.
+    With `test_first` (the admins' page) the key is tried first (Crazytel's balance): a key Crazytel
+    rejects does not replace a key that is not known to fail, unless `save_anyway` (KeyRejected
+    otherwise), and the connection state holds what the try found ("untested" when Crazytel could
+    not be asked). Without it (commands, the demo's seeding before the sandbox is served) the state
+    goes back to "untested".
+    Keeps only the last 4 characters in clear (the fingerprint shown as ••••abcd). The views ask
+    for confirmation before replacing a key; the audit log records key_set or key_replaced, never
+    the key.
     """
     require_tenant_admin(actor, tenant=tenant)
     api_key = api_key_clean(api_key)
+    result = _key_try(tenant=tenant, api_key=api_key) if test_first else None
+    rejected = result is not None and result.category == "rejected_key"
     with transaction.atomic():
         current = Tenant.objects.select_for_update().get(pk=tenant.pk)
         replacing = current.has_api_key
+        if rejected and replacing and current.connection_ok is not False and not save_anyway:
+            raise KeyRejected(
+                "Crazytel rejected this key (401), so the current key stays. Check the key, or "
+                "tick “save anyway” to replace the current key with it all the same.",
+                field="api_key",
+            )
         try:
             current.api_key_ciphertext = api_key_encrypt(tenant_id=current.pk, plaintext=api_key)
         except ImproperlyConfigured as exc:
@@ -234,9 +284,10 @@ def tenant_credential_set(
         current.api_key_last4 = api_key[-4:]
         current.api_key_set_at = timezone.now()
         current.api_key_set_by = audit_actor(actor)
-        current.connection_checked_at = None
-        current.connection_ok = None
-        current.connection_message = ""
+        tried = result is not None and (result.ok or rejected)
+        current.connection_checked_at = timezone.now() if tried else None
+        current.connection_ok = result.ok if tried else None
+        current.connection_message = result.message[:CONNECTION_MESSAGE_MAX] if tried else ""
         current.save(
             update_fields=[
                 "api_key_ciphertext",
@@ -249,12 +300,17 @@ def tenant_credential_set(
                 "updated_at",
             ]
         )
+        data = {"fingerprint": current.api_key_masked, **audit_via(actor)}
+        if result is not None:
+            data["tried"] = "accepted" if result.ok else result.category
+        if rejected:
+            data["saved_anyway"] = True
         audit_event_record(
             kind=AuditKind.KEY_REPLACED if replacing else AuditKind.KEY_SET,
             tenant=current,
             actor=audit_actor(actor),
             request=request,
-            data={"fingerprint": current.api_key_masked, **audit_via(actor)},
+            data=data,
         )
     return current
 

@@ -3,6 +3,7 @@ deployment-wide rate limiter for that key, whose state lives in Redis or else in
 
 import random
 import time
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
@@ -11,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from trunks.crazytel.client import CrazytelClient
-from trunks.crazytel.errors import RejectedKey
+from trunks.crazytel.errors import CrazytelError, RejectedKey
 from trunks.crazytel.ratelimit import (
     BACKOFF_RESET_AFTER,
     Backend,
@@ -25,6 +26,50 @@ from trunks.models import RateLimitBucket, Tenant
 from .credentials import api_key_decrypt
 
 
+class UpstreamNotAllowed(CrazytelError):
+    """The tenant's base URL is not one the portal may send a key to (nothing was sent)."""
+
+    category = "upstream_not_allowed"
+    default_message = "The portal is not allowed to send this tenant's key to that address."
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    for entry in allowed:
+        entry = entry.strip().lower().strip("[]")
+        if entry.startswith("."):
+            if host == entry[1:] or host.endswith(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def upstream_url_problem(url: str) -> str:
+    """Why the portal must not send a tenant's key to `url` (a sentence), or "" when it may.
+
+    https:// only (http:// too when CRAZYTEL_UPSTREAM_HTTP_ALLOWED, i.e. in development), to a host
+    in CRAZYTEL_UPSTREAM_HOSTS, with no user name or password in the URL.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return "That is not a valid URL."
+    schemes = {"https", "http"} if settings.CRAZYTEL_UPSTREAM_HTTP_ALLOWED else {"https"}
+    if parts.scheme not in schemes:
+        return "The Crazytel base URL must start with https://."
+    if parts.username is not None or parts.password is not None:
+        return "The Crazytel base URL may not hold a user name or password."
+    if not host or not _host_allowed(host, settings.CRAZYTEL_UPSTREAM_HOSTS):
+        allowed = ", ".join(settings.CRAZYTEL_UPSTREAM_HOSTS) or "none"
+        return (
+            f"The portal may send API keys only to these hosts: {allowed}. "
+            "Ask the portal's operator to add one (CRAZYTEL_UPSTREAM_HOSTS)."
+        )
+    return ""
+
+
 @sensitive_variables("api_key")
 def crazytel_client_for(
     tenant: Tenant, *, rate_limiter: RateLimiter | None = None
@@ -34,6 +79,19 @@ def crazytel_client_for(
     if not tenant.api_key_ciphertext:
         raise RejectedKey("This tenant has no Crazytel API key yet. An admin must set one.")
     api_key = api_key_decrypt(tenant_id=tenant.pk, ciphertext=tenant.api_key_ciphertext)
+    return crazytel_client_with_key(tenant=tenant, api_key=api_key, rate_limiter=rate_limiter)
+
+
+@sensitive_variables("api_key")
+def crazytel_client_with_key(
+    *, tenant: Tenant, api_key: str, rate_limiter: RateLimiter | None = None
+) -> CrazytelClient:
+    """The client for `tenant`'s Crazytel base URL with `api_key` (a stored key, or a new one being
+    tried before it is saved). Refuses, before anything is sent, a base URL the settings do not
+    allow (a URL saved before the allow-list, or the settings changed since)."""
+    problem = upstream_url_problem(tenant.effective_base_url)
+    if problem:
+        raise UpstreamNotAllowed(problem)
     if rate_limiter is None:
         rate_limiter = rate_limiter_for(api_key, label=tenant.slug)
     return CrazytelClient(

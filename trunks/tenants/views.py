@@ -19,10 +19,18 @@ from trunks.access import tenant_get_for
 from trunks.errors import NotFound, PortalError
 from trunks.models import Membership, Role, Tenant
 from trunks.reauth import reauth_is_fresh, reauth_redirect
+from trunks.templatetags.money import money
 
-from . import members, services
+from . import accounts, members, services
 from .forms import ConfirmForm, MemberAddForm, MemberRoleForm, TenantForm, TenantKeyForm
-from .selectors import tenant_list_administered, tenant_members_list
+from .invitations import invitations_pending_for_tenant
+from .selectors import tenant_list_administered, tenant_members_list, usernames_locked_out
+
+INVITED = (
+    "{username} is invited to join {tenant} as {role}. If an account has that username, its owner "
+    "sees the invitation when they next sign in; nothing changes until they accept. To make a new "
+    "account instead, tick “create this user”."
+)
 
 DETAIL = "tenants/detail.html"
 
@@ -39,9 +47,12 @@ def _detail_url(tenant: Tenant, anchor: str = "") -> str:
 
 
 def _detail_context(request: HttpRequest, tenant: Tenant, **extra) -> dict:
+    member_list = list(tenant_members_list(tenant=tenant))
     context = {
         "tenant": tenant,
-        "members": tenant_members_list(tenant=tenant),
+        "members": member_list,
+        "locked": usernames_locked_out(usernames=[m.user.get_username() for m in member_list]),
+        "invitations": invitations_pending_for_tenant(tenant=tenant),
         "roles": Role.choices,
         "key_form": TenantKeyForm(replacing=tenant.has_api_key),
         "member_form": MemberAddForm(),
@@ -132,6 +143,9 @@ def tenant_set_active(request: HttpRequest, slug: str) -> HttpResponse:
         # Only a hand-made request gets here: say so plainly and change nothing.
         messages.error(request, "Choose whether to activate or deactivate the tenant.")
         return redirect(_detail_url(tenant))
+    if wanted == "0" and request.POST.get("confirm") != "yes":
+        # Deactivating is confirmed on its own page first (tenant_deactivate).
+        return redirect("tenants:deactivate", slug=tenant.slug)
     tenant = services.tenant_set_active(
         actor=request.user, tenant=tenant, is_active=wanted == "1", request=request
     )
@@ -142,6 +156,15 @@ def tenant_set_active(request: HttpRequest, slug: str) -> HttpResponse:
         )
     messages.success(request, note)
     return redirect(_detail_url(tenant))
+
+
+@require_http_methods(["GET"])
+def tenant_deactivate(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask before deactivating (the form posts to tenant_set_active with confirm=yes)."""
+    tenant = _admin_tenant(request, slug)
+    if not tenant.is_active:
+        return redirect(_detail_url(tenant))
+    return render(request, "tenants/deactivate.html", {"tenant": tenant})
 
 
 @sensitive_post_parameters("api_key")
@@ -163,15 +186,22 @@ def tenant_key(request: HttpRequest, slug: str) -> HttpResponse:
                 actor=request.user,
                 tenant=tenant,
                 api_key=form.cleaned_data["api_key"],
+                save_anyway=form.cleaned_data.get("save_anyway", False),
+                test_first=True,
                 request=request,
             )
         except PortalError as exc:
             form.add_portal_error(exc)
         else:
-            note = (
-                f"API key {'replaced' if replacing else 'set'}: {tenant.api_key_masked}. "
-                "Test the connection to check Crazytel accepts it."
-            )
+            done = f"API key {'replaced' if replacing else 'set'}: {tenant.api_key_masked}."
+            if tenant.connection_ok:
+                note = f"{done} Crazytel accepts it: {tenant.connection_message}"
+            elif tenant.connection_ok is False:
+                note = f"{done} Crazytel rejects it: the tenant's connection shows as failing."
+            else:
+                note = (
+                    f"{done} Crazytel could not be asked about it now: test the connection later."
+                )
             if not request.htmx:
                 messages.success(request, note)
                 return redirect(_detail_url(tenant))
@@ -193,7 +223,7 @@ def tenant_connection_test(request: HttpRequest, slug: str) -> HttpResponse:
     if result.ok:
         messages.success(
             request,
-            f"Connection works: account {result.account_code}, balance {result.balance}.",
+            f"Connection works: account {result.account_code}, balance {money(result.balance)}.",
         )
     else:
         messages.error(request, f"Connection failed: {result.message}")
@@ -217,6 +247,20 @@ def member_add(request: HttpRequest, slug: str) -> HttpResponse:
         except PortalError as exc:
             form.add_portal_error(exc)
         else:
+            if added.invitation is not None:
+                note = INVITED.format(
+                    username=added.invitation.username,
+                    tenant=tenant.name,
+                    role=added.invitation.get_role_display(),
+                )
+                if not request.htmx:
+                    messages.success(request, note)
+                    return redirect(_detail_url(tenant, "members"))
+                return _fragments(
+                    request,
+                    ["members"],
+                    _detail_context(request, tenant, member_note=note),
+                )
             user = added.membership.user
             if added.user_created:
                 # The password is in this one response only: never in a message, session or log.
@@ -303,3 +347,39 @@ def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "tenants/member_remove.html",
         {"tenant": tenant, "membership": membership, "form": form, "error": error},
     )
+
+
+@require_http_methods(["GET", "POST"])
+def member_password_reset(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Ask, then give the member a new password shown once (they must replace it at next login)."""
+    tenant = _admin_tenant(request, slug)
+    membership = _membership(tenant, pk)
+    context = {"tenant": tenant, "membership": membership, "password": "", "error": ""}
+    if request.method == "POST":
+        try:
+            membership, context["password"] = accounts.member_password_reset(
+                actor=request.user, tenant=tenant, membership_id=membership.pk, request=request
+            )
+        except NotFound:
+            raise Http404("No such member.") from None
+        except PortalError as exc:
+            context["error"] = exc.message
+    response = render(request, "tenants/member_password.html", context)
+    # The password is in this one response only: never in a message, session, cache or log.
+    add_never_cache_headers(response)
+    return response
+
+
+@require_POST
+def member_unlock(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Clear the login throttle's failures for a member's username."""
+    tenant = _admin_tenant(request, slug)
+    membership = _membership(tenant, pk)
+    accounts.member_unlock(
+        actor=request.user, tenant=tenant, membership_id=membership.pk, request=request
+    )
+    note = f"{membership.user.get_username()} can sign in again (failed log-ins cleared)."
+    if request.htmx:
+        return _fragments(request, ["members"], _detail_context(request, tenant, member_note=note))
+    messages.success(request, note)
+    return redirect(_detail_url(tenant, "members"))

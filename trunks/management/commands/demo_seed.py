@@ -66,7 +66,8 @@ class Command(BaseCommand):
                     actor=actor, tenant=tenant, username=username, role=role, create_user=True
                 )
                 user = User.objects.get(username=username)
-            members.user_password_set(user=user, password=password)
+            # Printed to the person who runs the demo and signs in as these users: theirs to use.
+            members.user_password_set(user=user, password=password, chosen_by_owner=True)
             lines.append(f"  {username:<14} {password}   ({role})")
         self.stdout.write(
             f"Demo tenant '{tenant.name}' uses the sandbox at {base_url} "

@@ -1,0 +1,187 @@
+"""People's own passwords (issue 15.1): the change page for everyone, and a password someone else
+chose (an admin, a command) replaced at the next login before anything else."""
+
+from django.core.management import call_command
+
+from tests.factories import DEFAULT_PASSWORD
+from trunks.models import AuditKind, AuditRecord, PasswordChangeRequired
+from trunks.tenants import members
+
+CHANGE = "/accounts/password_change/"
+NEW_PASSWORD = "my-own-long-passphrase-42"
+HTMX = {"HX-Request": "true"}
+
+
+def _change(client, old, new=NEW_PASSWORD):
+    return client.post(CHANGE, {"old_password": old, "new_password1": new, "new_password2": new})
+
+
+def test_everyone_can_change_their_password_from_the_header(client, alice):
+    client.force_login(alice)
+    page = client.get("/trunks/new/").content.decode()
+    assert f'href="{CHANGE}"' in page
+    assert client.get(CHANGE).status_code == 200
+    response = _change(client, DEFAULT_PASSWORD)
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password(NEW_PASSWORD)
+    # Django keeps this session signed in after the change.
+    assert client.get("/trunks/new/").status_code == 200
+
+
+def test_a_wrong_current_password_changes_nothing(client, alice):
+    client.force_login(alice)
+    response = _change(client, "not-my-password")
+    assert response.status_code == 200
+    alice.refresh_from_db()
+    assert alice.check_password(DEFAULT_PASSWORD)
+
+
+def test_a_user_created_by_an_admin_reaches_no_page_but_set_your_password(client, adam, tenant_a):
+    added = members.member_add(
+        actor=adam, tenant=tenant_a, username="newbie", role="staff", create_user=True
+    )
+    client.force_login(added.membership.user)
+    for path in ("/", "/trunks/new/", "/audit/", "/tenants/", "/invitations/", "/admin/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"] == CHANGE, path
+    # A POST elsewhere is refused the same way, and htmx gets a whole-page redirect.
+    assert client.post("/trunks/new/", {})["Location"] == CHANGE
+    response = client.get("/trunks/new/numbers/", headers=HTMX)
+    assert response["HX-Redirect"] == CHANGE
+    page = client.get(CHANGE).content.decode()
+    assert "Set your password" in page and "Someone else chose your current password" in page
+    assert _change(client, added.password).status_code == 302
+    assert not PasswordChangeRequired.objects.filter(user=added.membership.user).exists()
+    assert client.get("/trunks/new/").status_code == 200
+
+
+def test_the_forced_change_cannot_keep_the_chosen_password(client, adam, tenant_a):
+    added = members.member_add(
+        actor=adam, tenant=tenant_a, username="newbie", role="staff", create_user=True
+    )
+    client.force_login(added.membership.user)
+    client.post(CHANGE, {"old_password": "wrong", "new_password1": "x", "new_password2": "x"})
+    assert client.get("/trunks/new/")["Location"] == CHANGE
+
+
+def test_the_forced_change_still_lets_a_person_log_out(client, adam, tenant_a):
+    added = members.member_add(
+        actor=adam, tenant=tenant_a, username="newbie", role="staff", create_user=True
+    )
+    client.force_login(added.membership.user)
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] != CHANGE
+
+
+def test_a_password_set_for_someone_from_the_command_line_must_be_replaced(tenant_a, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("an-operator-chosen-pass-77\n"))
+    call_command(
+        "member_add", "alpha", "zoe", "--role", "staff", "--password-stdin", stdout=io.StringIO()
+    )
+    assert PasswordChangeRequired.objects.filter(user__username="zoe").exists()
+
+
+def test_the_demo_users_are_not_forced_to_change_their_printed_passwords(db):
+    import io
+
+    call_command("demo_seed", stdout=io.StringIO())
+    assert not PasswordChangeRequired.objects.exists()
+
+
+# --- A tenant admin resets a member's password ---------------------------------------------------
+
+
+def _reset_url(tenant, membership):
+    return f"/tenants/{tenant.slug}/members/{membership.pk}/password/"
+
+
+def test_an_admin_resets_a_members_password_shown_once_and_forced_to_change(
+    client, adam, alice, tenant_a
+):
+    membership = alice.memberships.get(tenant=tenant_a)
+    client.force_login(adam)
+    assert "Reset the password" in client.get(_reset_url(tenant_a, membership)).content.decode()
+    response = client.post(_reset_url(tenant_a, membership))
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    password = html.split('<code id="new-password">')[1].split("</code>")[0]
+    alice.refresh_from_db()
+    assert alice.check_password(password) and not alice.check_password(DEFAULT_PASSWORD)
+    assert PasswordChangeRequired.objects.filter(user=alice).exists()
+    event = AuditRecord.objects.get(kind=AuditKind.MEMBER_PASSWORD_RESET)
+    assert event.data == {"username": "alice"} and event.actor == adam
+    assert password not in str(event.data)
+
+
+def test_a_tenant_admin_cannot_reset_the_password_of_someone_in_a_tenant_they_do_not_administer(
+    client, adam, alice, tenant_a, tenant_b
+):
+    alice.memberships.create(tenant=tenant_b, role="staff")
+    client.force_login(adam)
+    html = client.post(
+        _reset_url(tenant_a, alice.memberships.get(tenant=tenant_a))
+    ).content.decode()
+    assert "also belongs to a tenant you do not administer" in html
+    alice.refresh_from_db()
+    assert alice.check_password(DEFAULT_PASSWORD)
+
+
+def test_a_tenant_admin_cannot_reset_a_portal_administrators_password(client, adam, root, tenant_a):
+    membership = root.memberships.create(tenant=tenant_a, role="staff")
+    client.force_login(adam)
+    html = client.post(_reset_url(tenant_a, membership)).content.decode()
+    assert "Only portal administrators" in html
+    root.refresh_from_db()
+    assert root.check_password(DEFAULT_PASSWORD)
+
+
+def test_another_tenants_admin_gets_404_for_the_reset(client, bob, alice, tenant_a, tenant_b):
+    bob.memberships.filter(tenant=tenant_b).update(role="admin")
+    client.force_login(bob)
+    assert (
+        client.post(_reset_url(tenant_a, alice.memberships.get(tenant=tenant_a))).status_code == 404
+    )
+
+
+# --- Unlocking a member the login throttle locked out ---------------------------------------------
+
+
+def test_an_admin_unlocks_a_locked_out_member(client, adam, alice, tenant_a, settings, password):
+    login = client.__class__()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    assert (
+        login.post("/accounts/login/", {"username": "alice", "password": password}).status_code
+        == 429
+    )
+    client.force_login(adam)
+    page = client.get("/tenants/alpha/").content.decode()
+    assert "locked out" in page
+    membership = alice.memberships.get(tenant=tenant_a)
+    client.post(f"/tenants/alpha/members/{membership.pk}/unlock/")
+    assert (
+        login.post("/accounts/login/", {"username": "alice", "password": password}).status_code
+        == 302
+    )
+    event = AuditRecord.objects.get(kind=AuditKind.MEMBER_UNLOCKED)
+    assert event.data["username"] == "alice" and event.actor == adam
+
+
+def test_the_members_table_shows_name_email_and_last_login(client, adam, alice, tenant_a):
+    alice.first_name, alice.last_name, alice.email = "Alice", "Anders", "alice@example.com"
+    alice.save()
+    client.force_login(adam)  # sets adam's last_login
+    html = client.get("/tenants/alpha/").content.decode()
+    assert "Alice Anders" in html and "alice@example.com" in html
+    assert "Last log-in" in html and "never" in html  # alice never signed in
+
+
+def test_the_created_users_page_says_they_must_replace_the_password(client, adam, tenant_a):
+    client.force_login(adam)
+    html = client.post(
+        "/tenants/alpha/members/", {"username": "newbie", "role": "staff", "create_user": "on"}
+    ).content.decode()
+    assert "must replace it with their own" in html
