@@ -4,8 +4,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from trunks.tenants.credentials import api_key_encrypt
 from trunks.models import Membership, Role, Tenant
+from trunks.tenants.credentials import api_key_encrypt
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 # The base URL a keyed tenant talks to unless told otherwise (mocked at the HTTP edge in tests).

@@ -1,8 +1,8 @@
 """The factories' traits build what their names say (tests/factories.py)."""
 
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
-from trunks.tenants.credentials import api_key_decrypt
 from trunks.models import Membership, Role
+from trunks.tenants.credentials import api_key_decrypt
 
 
 def test_a_keyed_tenant_holds_its_key_encrypted_by_the_credentials_code(db):
