@@ -281,3 +281,22 @@ class InvitationPromptMiddleware:
             if request.path != target:
                 return redirect(f"{target}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)
+
+
+class PrivateCacheControlMiddleware:
+    """`Cache-Control: private, no-store` on every response that does not set its own caching.
+
+    Pages show tenant data (numbers, trunks, the audit log, members): no shared cache or browser
+    history may keep them. A default here rather than per view, so a new page cannot forget it.
+    Static files (served by WhiteNoise, outside this middleware) and views that choose their own
+    Cache-Control (healthz's never_cache) keep theirs.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "private, no-store"
+        return response

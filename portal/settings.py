@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "portal.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Inside WhiteNoise, so static files keep their own caching (issue 16).
+    "portal.middleware.PrivateCacheControlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "portal.middleware.SessionRefreshMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -355,6 +357,11 @@ CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", defau
 # wait for a token before the person is told when to retry.
 CRAZYTEL_RATE_LIMIT_WINDOW = env.float("CRAZYTEL_RATE_LIMIT_WINDOW", default=60.0)
 CRAZYTEL_RATE_LIMIT_MAX_WAIT = env.float("CRAZYTEL_RATE_LIMIT_MAX_WAIT", default=1.0)
+# Issue 16: of the per-minute budget, this many requests only creates and changes may use (reads
+# such as the numbers and Test connection stop short of them), and a refresh of the verified
+# numbers asks Crazytel at most once per tenant in this many seconds (others share its answer).
+CRAZYTEL_RATE_LIMIT_WRITE_RESERVE = env.int("CRAZYTEL_RATE_LIMIT_WRITE_RESERVE", default=10)
+CRAZYTEL_NUMBERS_REFRESH_INTERVAL = env.int("CRAZYTEL_NUMBERS_REFRESH_INTERVAL", default=30)
 # After a 429: honour Retry-After up to this many seconds; without one, back off exponentially
 # (base, cap; with jitter).
 CRAZYTEL_RETRY_AFTER_MAX = env.float("CRAZYTEL_RETRY_AFTER_MAX", default=600.0)
@@ -392,6 +399,13 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_tasks_backend]}}
 # How often each worker's scheduler looks for periodic jobs that are due (seconds; see
 # portal/schedules.py). Each period's run is claimed once in the database, however many workers look.
 TASKS_SCHEDULER_TICK = env.float("TASKS_SCHEDULER_TICK", default=15.0)
+
+# Issue 16: `check` (and so runserver, migrate and the WSGI start-up) refuses the sandbox without
+# DEBUG. Only the benchmarks, which time production settings on loopback, set this.
+SANDBOX_ALLOW_WITHOUT_DEBUG = env_bool("SANDBOX_ALLOW_WITHOUT_DEBUG", False)
+
+# Issue 16: error reports (DEBUG's 500 page too) never show a key, a password or their frames.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.reporting.SecretsExceptionReporterFilter"
 
 # --- Logging -------------------------------------------------------------------------------------
 # json: one JSON object per line (production; collectors parse it). console: readable lines.

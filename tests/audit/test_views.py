@@ -694,3 +694,43 @@ def test_a_large_export_comes_in_pieces_not_a_line_at_a_time(client, mallory, te
     rows = list(csv.reader(io.StringIO(b"".join(pieces).decode())))
     assert len(rows) == 401
     assert 1 < len(pieces) < 10
+
+
+# --- Dates at the calendar's edge (issue 16) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_to": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"date_from": "0001-01-01", "date_to": "9999-12-31"},
+        {"date_from": "1999-12-31"},
+        {"date_to": "2100-01-01"},
+    ],
+    ids=["last-day", "first-day", "both", "just-before", "just-after"],
+)
+def test_a_date_at_the_calendars_edge_is_a_clear_message_not_500(
+    client, mallory, two_tenants_log, query
+):
+    from trunks.audit.filters import DATE_RANGE_MESSAGE
+
+    client.force_login(mallory)
+    page = client.get(LIST, query)
+    assert page.status_code == 200
+    assert DATE_RANGE_MESSAGE in page.content.decode()
+    assert client.get(CHART, query).status_code == 200
+    for url in (CSV_URL, JSONL_URL):
+        response = client.get(url, query)
+        assert response.status_code < 500
+        if isinstance(response, StreamingHttpResponse):
+            b"".join(response.streaming_content)
+
+
+def test_the_range_edges_themselves_are_accepted(client, mallory, two_tenants_log):
+    from trunks.audit.filters import EARLIEST_DATE, LATEST_DATE
+
+    client.force_login(mallory)
+    query = {"date_from": EARLIEST_DATE.isoformat(), "date_to": LATEST_DATE.isoformat()}
+    response = client.get(LIST, query)
+    assert set(_ids_on_page(response)) == {r.pk for r in two_tenants_log["a"]}

@@ -23,6 +23,7 @@ BENCH_ENVIRON = {
     "DEBUG": "false",
     "SECURE_SSL_REDIRECT": "false",
     "SANDBOX_ENABLED": "true",
+    "SANDBOX_ALLOW_WITHOUT_DEBUG": "true",
     "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     # The benches' sessions are force_login()ed, as if the second factor had been shown.
     "SECOND_FACTOR_REQUIRED": "false",

@@ -92,10 +92,12 @@ class FakeLimiter:
 
     def __init__(self, refuse=False):
         self.calls = []
+        self.writes = []
         self.refuse = refuse
 
-    def acquire(self):
+    def acquire(self, *, write=False):
         self.calls.append(("acquire",))
+        self.writes.append(write)
         if self.refuse:
             raise RateLimited(retry_after=7.0)
 
@@ -629,6 +631,18 @@ def test_the_rate_limiter_is_asked_before_and_told_after_each_request(mocked):
         ("acquire",),
         ("result", True),
     ]
+
+
+def test_a_create_may_use_the_write_reserve_and_reads_may_not(mocked):
+    limiter = FakeLimiter()
+    client = CrazytelClient(base_url=BASE, api_key=KEY, rate_limiter=limiter)
+    mocked.get(BALANCE_URL, json={"account_code": "1", "balance": 1})
+    mocked.get(NUMBERS_URL, json=["61298765432"])
+    mocked.post(TRUNKS_URL, json={"username": "CT123456"})
+    client.balance()
+    client.verified_numbers()
+    client.create_sip_trunk(PAYLOAD)
+    assert limiter.writes == [False, False, True]
 
 
 def test_a_connection_failure_counts_as_a_server_error_for_the_breaker(mocked):

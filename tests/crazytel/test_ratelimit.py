@@ -480,3 +480,24 @@ def test_several_processes_never_exceed_the_budget_in_any_window_database(api_ke
         DatabaseBackend().reset(key_id(api_key))
         other_backends_end()
     _assert_never_more_than_the_budget(outcomes)
+
+
+# --- The write reserve (issue 16) ---------------------------------------------------------------
+
+
+def test_reads_stop_short_of_the_reserve_that_writes_may_still_use(backend, api_key):
+    lim = limiter(backend, api_key, per_window=10, window=60, write_reserve=2)
+    for _ in range(8):
+        lim.acquire()
+    with pytest.raises(_rate_limited()):
+        lim.acquire()  # a ninth read would eat into the writes' reserve
+    lim.acquire(write=True)
+    lim.acquire(write=True)
+    with pytest.raises(_rate_limited()):
+        lim.acquire(write=True)  # and writes never pass the budget itself
+
+
+def test_the_reserve_is_at_most_a_fifth_of_the_budget(backend, api_key):
+    assert limiter(backend, api_key, per_window=3, write_reserve=10).read_capacity == 3
+    assert limiter(backend, api_key, per_window=55, write_reserve=10).read_capacity == 45
+    assert limiter(backend, api_key, per_window=55, write_reserve=0).read_capacity == 55

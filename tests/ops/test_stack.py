@@ -152,6 +152,7 @@ def gunicorn_running(tmp_path, **overrides: str):
         "GUNICORN_THREADS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "STATIC_ROOT": str(tmp_path / "static"),
+        "SANDBOX_ENABLED": "false",  # refused without DEBUG (sandbox.E001) unless allowed
         **overrides,
     }
     if "STATIC_ROOT" not in overrides:

@@ -584,6 +584,16 @@ def test_refresh_numbers_asks_crazytel_again_and_keeps_the_choice(staff, crazyte
     assert len([c for c in crazytel.calls if c.request.url == NUMBERS_URL]) == 2
 
 
+def test_many_refreshes_share_one_real_call_per_tenant_within_the_interval(staff, crazytel):
+    """70 refreshes in a few seconds (issue 16 spent 55 of the 60 calls a minute this way)."""
+    staff.get(URL)  # the ordinary, cold-cache look
+    crazytel.replace(responses.GET, NUMBERS_URL, json=["61298765432", "61411112222"])
+    for _ in range(70):
+        html = staff.get(reverse("trunks:numbers") + "?tenant=alpha&refresh=1", headers=HX)
+        assert "0411 112 222" in html.content.decode()
+    assert len([c for c in crazytel.calls if c.request.url == NUMBERS_URL]) == 2
+
+
 def test_without_javascript_refresh_is_a_plain_link(staff, crazytel):
     response = staff.get(reverse("trunks:numbers") + "?tenant=alpha&refresh=1")
     assert response.status_code == 302

@@ -174,13 +174,47 @@ def test_the_sandbox_urls_are_not_mounted_when_off(settings):
 @pytest.mark.parametrize(
     ("enabled", "debug", "errors"), [(True, False, 1), (True, True, 0), (False, False, 0)]
 )
-def test_check_deploy_refuses_the_sandbox_without_debug(settings, enabled, debug, errors):
+def test_check_refuses_the_sandbox_without_debug_not_only_under_deploy(
+    settings, enabled, debug, errors
+):
     settings.SANDBOX_ENABLED = enabled
     settings.DEBUG = debug
     assert len(sandbox_disabled_in_production(None)) == errors
-    found = registry.run_checks(tags=[Tags.security], include_deployment_checks=True)
-    assert ("sandbox.E001" in {c.id for c in found}) is bool(errors)
-    assert "sandbox.E001" not in {c.id for c in registry.run_checks(tags=[Tags.security])}
+    for deploy in (True, False):
+        found = registry.run_checks(tags=[Tags.security], include_deployment_checks=deploy)
+        assert ("sandbox.E001" in {c.id for c in found}) is bool(errors)
+
+
+def test_the_wsgi_start_up_refuses_the_sandbox_without_debug(tmp_path):
+    """gunicorn imports portal.wsgi: with the sandbox on and DEBUG off it must not get an app."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cryptography.fernet import Fernet
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'wsgi.sqlite3'}",
+        "CACHE_URL": "locmemcache://wsgi",
+        "SECRET_KEY": "x" * 60,
+        "CREDENTIALS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DEBUG": "false",
+    }
+    load = [sys.executable, "-c", "import portal.wsgi"]
+    refused = subprocess.run(
+        load, cwd=root, env={**env, "SANDBOX_ENABLED": "true"}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "sandbox.E001" in refused.stderr
+    started = subprocess.run(
+        load, cwd=root, env={**env, "SANDBOX_ENABLED": "false"}, capture_output=True, text=True
+    )
+    assert started.returncode == 0, started.stderr
 
 
 # --- Balance and numbers ----------------------------------------------------------------------

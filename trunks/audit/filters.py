@@ -1,10 +1,11 @@
 """The audit log's filters (django-filter): tenant, actor, status, kind, date range, free text, sort."""
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import django_filters
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 from django.forms.utils import flatatt
 from django.utils import timezone
@@ -31,6 +32,28 @@ def _stored_number_form(text: str) -> str | None:
     if digits.startswith("0"):
         return "61" + digits[1:]
     return digits
+
+
+# The dates a filter accepts. The calendar's edges overflow (9999-12-31 + 1 day; 0001-01-01 in a
+# time zone east of UTC on SQLite), and no audit record is older than the portal or 75 years ahead.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+DATE_RANGE_MESSAGE = f"Pick a date between {EARLIEST_DATE:%-d %b %Y} and {LATEST_DATE:%-d %b %Y}."
+
+
+def _date_filter(*, label: str, method: str) -> django_filters.DateFilter:
+    """A day of the audit log, within EARLIEST_DATE..LATEST_DATE (a clear error outside)."""
+    return django_filters.DateFilter(
+        method=method,
+        label=label,
+        validators=[
+            MinValueValidator(EARLIEST_DATE, message=DATE_RANGE_MESSAGE),
+            MaxValueValidator(LATEST_DATE, message=DATE_RANGE_MESSAGE),
+        ],
+        widget=forms.DateInput(
+            attrs={"type": "date", "min": EARLIEST_DATE.isoformat(), "max": LATEST_DATE.isoformat()}
+        ),
+    )
 
 
 def _local_day_start(day) -> datetime:
@@ -85,16 +108,8 @@ class AuditRecordFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(
         choices=AuditKind.choices, empty_label="Any kind", label="Kind", widget=QuickSelect
     )
-    date_from = django_filters.DateFilter(
-        method="filter_date_from",
-        label="From",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    date_to = django_filters.DateFilter(
-        method="filter_date_to",
-        label="To",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
+    date_from = _date_filter(label="From", method="filter_date_from")
+    date_to = _date_filter(label="To", method="filter_date_to")
     q = django_filters.CharFilter(
         method="filter_text",
         label="Search",

@@ -371,5 +371,5 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttp
         ext=fmt,
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"
+    response["Cache-Control"] = "private, no-store"
     return response

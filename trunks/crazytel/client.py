@@ -24,7 +24,14 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    DecodeError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 import portal
 from portal.logs import current_request_id
@@ -50,6 +57,7 @@ from .parsing import (
     VerifiedNumber,
     attribute_numbers,
     describe_html,
+    json_loads_bounded,
     looks_like_html,
     number_fields_named,
     parse_balance,
@@ -75,7 +83,7 @@ MAX_BODY_BYTES = 1024 * 1024
 class RateLimiter(Protocol):
     """What the client needs of a rate limiter (trunks.crazytel.ratelimit.RateLimiter)."""
 
-    def acquire(self) -> None: ...
+    def acquire(self, *, write: bool = False) -> None: ...
 
     def note_retry_after(self, seconds: float | None) -> None: ...
 
@@ -253,7 +261,8 @@ class CrazytelClient:
             )
         if self.rate_limiter is not None:
             try:
-                self.rate_limiter.acquire()
+                # Creates and changes may use the tokens reserved for writes; reads may not.
+                self.rate_limiter.acquire(write=method not in ("GET", "HEAD"))
             except RateLimited:
                 _call_observe(method, endpoint, None, "refused_locally", 0.0, request_id)
                 raise
@@ -356,19 +365,50 @@ class CrazytelClient:
         raise _status_error(status, text, content_type, retry_after_header, location, request_id)
 
     def _read_body(self, response: requests.Response, started: float) -> str:
-        """The body, within the read timeout overall (not per chunk) and a size cap."""
-        deadline = started + self.connect_timeout + self.read_timeout
+        """The body, within the read timeout overall on the wall clock, and a size cap.
+
+        Each read waits at most the time left before the deadline (the socket's timeout is set to
+        it before every read) and takes whatever has arrived, so an upstream dripping one byte a
+        second cannot hold the worker past the deadline.
+        """
+        deadline = started + self.read_timeout
+        sock = _socket_of(response)
+        raw = response.raw
         chunks = []
         size = 0
-        for chunk in response.iter_content(chunk_size=16384):
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _BodyTooSlow
+            if sock is not None and sock.fileno() != -1:
+                # (Closed once the whole body is in: the next read returns the rest at once.)
+                sock.settimeout(remaining)
+            try:
+                chunk = raw.read1(16384)
+            except (ReadTimeoutError, TimeoutError):
+                raise _BodyTooSlow from None
+            except (ProtocolError, DecodeError, OSError) as exc:
+                raise requests.exceptions.ConnectionError(exc) from None
+            if not chunk:
+                break
             size += len(chunk)
             if size > MAX_BODY_BYTES:
                 raise _BodyTooLarge
             chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise _BodyTooSlow
-        raw = b"".join(chunks)
-        return raw.decode(response.encoding or "utf-8", errors="replace")
+        return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+
+
+def _socket_of(response: requests.Response):
+    """The socket a streamed response reads from (plain or TLS), or None if it cannot be found.
+
+    http.client hands the socket to the response (and forgets it on the connection) when the
+    answer ends with the connection, so look in the response's file first.
+    """
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is None:
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    return sock if hasattr(sock, "settimeout") else None
 
 
 # A path segment that names one thing: all digits, or 4+ characters holding a digit (a uuid, CT123).
@@ -490,7 +530,7 @@ def _transport_error(exc: requests.RequestException, request_id: str) -> Crazyte
 
 def _parse_json_body(text: str, status: int, content_type: str, request_id: str) -> Any:
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json_loads_bounded(text, parse_float=Decimal)
     except ValueError:
         pass
     if looks_like_html(text, content_type.lower()):

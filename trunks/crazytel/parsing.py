@@ -23,6 +23,14 @@ NON_FIELD = "__all__"
 # How much of an unexpected body a message may quote.
 SNIPPET_CHARS = 200
 RETRY_AFTER_MAX = 3600.0
+# No Crazytel answer nests deeper than a few levels; a hostile one may nest 200 000 deep, which
+# makes json raise RecursionError (and every recursive walk after it). Bounded before parsing.
+MAX_JSON_DEPTH = 32
+# The client caps what it reads at this too; a parse of anything longer is refused.
+MAX_JSON_CHARS = 1024 * 1024
+# A string token always matches (its closing quote optional), so the scan stays linear on hostile
+# text such as an unterminated string full of escaped quotes.
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[\]{}]')
 
 NUMBER_KEYS = (
     "number",
@@ -232,6 +240,31 @@ class _ErrorBody:
     is_html: bool = False
 
 
+class JSONRefused(ValueError):
+    """A body too deep or too large to be parsed; a ValueError like any other bad JSON."""
+
+
+def json_loads_bounded(text: str, **kwargs) -> Any:
+    """json.loads for upstream text, refusing bodies nested deeper than MAX_JSON_DEPTH or longer than
+    MAX_JSON_CHARS. Any failure is a ValueError (the caller's "not JSON" path)."""
+    if len(text) > MAX_JSON_CHARS:
+        raise JSONRefused(f"longer than {MAX_JSON_CHARS} characters")
+    depth = 0
+    # Strings are skipped whole, so brackets inside them do not count; stops at the first excess.
+    for match in _JSON_TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JSONRefused(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        elif token in "]}":
+            depth -= 1
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:  # belt and braces: never a crash, whatever the scan missed
+        raise JSONRefused("nested too deeply") from None
+
+
 def parse_error_body(text: str, content_type: str = "") -> _ErrorBody:
     """What an error response says, from any shape the contract lists."""
     result = _ErrorBody()
@@ -239,7 +272,7 @@ def parse_error_body(text: str, content_type: str = "") -> _ErrorBody:
     if not stripped:
         return result
     try:
-        data = json.loads(stripped)
+        data = json_loads_bounded(stripped)
     except ValueError:
         data = None
     else:

@@ -10,9 +10,14 @@ The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token come
 window after it was spent (a sliding-window log). A classic bucket that refills at a constant rate
 lets up to twice its size through in some 60-second window; this one never lets more than its size.
 
+Writes (creates, changes) have a reserve: a read (the numbers, the balance) is granted only while
+fewer than `capacity - write_reserve` tokens are spent, so reads alone can never take the last
+CRAZYTEL_RATE_LIMIT_WRITE_RESERVE requests of the minute (at most a fifth of the budget) that
+colleagues' creates need.
+
 How the Crazytel client uses it (one limiter per key, shared state):
 
-    limiter.acquire()                       # before each request; may raise RateLimited
+    limiter.acquire(write=…)                # before each request; may raise RateLimited
     ... send the request ...
     if response.status_code == 429:
         limiter.note_retry_after(parse_retry_after(response.headers.get("Retry-After")))
@@ -206,6 +211,7 @@ class RateLimiter:
         backoff_max: float | None = None,
         retry_after_max: float | None = None,
         label: str = "",
+        write_reserve: int | None = None,
     ):
         if not api_key:
             raise ValueError("A rate limiter needs the API key it limits.")
@@ -221,18 +227,30 @@ class RateLimiter:
         self.retry_after_max = retry_after_max or settings.CRAZYTEL_RETRY_AFTER_MAX
         # Who the metrics name for this key's waits and refusals (the caller's choice: a tenant).
         self.label = label
+        reserve = (
+            getattr(settings, "CRAZYTEL_RATE_LIMIT_WRITE_RESERVE", 0)
+            if write_reserve is None
+            else write_reserve
+        )
+        # The reserve is at most a fifth of the budget, so a small budget keeps room for reads.
+        self.write_reserve = max(0, min(reserve, self.capacity // 5))
+        self.read_capacity = self.capacity - self.write_reserve
 
     def __repr__(self) -> str:
         # The HMAC is not secret, but a short prefix is enough to tell limiters apart in logs.
         return f"<RateLimiter {self.key[:12]}… {self.capacity}/{self.window:g}s>"
 
-    def acquire(self) -> None:
-        """Take a token, waiting at most `max_wait` seconds; else raise RateLimited(retry_after=…)."""
+    def acquire(self, *, write: bool = False) -> None:
+        """Take a token, waiting at most `max_wait` seconds; else raise RateLimited(retry_after=…).
+
+        A read (`write=False`) may not take the tokens reserved for writes.
+        """
+        capacity = self.capacity if write else self.read_capacity
         started = time.monotonic()
         deadline = started + self.max_wait
         waited = False
         while True:
-            decision = self.backend.take(self.key, capacity=self.capacity, window=self.window)
+            decision = self.backend.take(self.key, capacity=capacity, window=self.window)
             if decision.granted:
                 if waited:
                     limiter_wait_observe(tenant=self.label, seconds=time.monotonic() - started)

@@ -77,11 +77,19 @@ def verified_numbers_get(*, tenant: Tenant, refresh: bool = False) -> VerifiedNu
     """The tenant's verified numbers, from the shared cache unless `refresh` or expired.
 
     Failures are not cached: the next look asks Crazytel again. A rejected key flags the tenant.
+    A refresh asks Crazytel at most once per tenant per CRAZYTEL_NUMBERS_REFRESH_INTERVAL seconds;
+    a refresh within that time is an ordinary look (the cache, or a single flight).
     """
     key = verified_numbers_cache_key(tenant=tenant)
     lock = f"{key}:fetching"
     token = secrets.token_hex(8)
     held = False
+    if refresh and not cache.add(
+        f"{key}:refreshed", True, settings.CRAZYTEL_NUMBERS_REFRESH_INTERVAL
+    ):
+        # Another refresh of this tenant's numbers asked Crazytel moments ago (the atomic add says
+        # so): share its answer rather than spend another request of the tenant's budget.
+        refresh = False
     if not refresh:
         # Single flight: on a cold cache one process asks Crazytel while the others wait for
         # its answer in the cache (up to NUMBERS_WAIT seconds, then they ask themselves).
