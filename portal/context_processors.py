@@ -9,6 +9,7 @@ from trunks.models import Role
 # (label, url name, role needed in at least one tenant).
 NAV_ITEMS = [
     ("New trunk", "trunks:create", Role.STAFF),
+    ("Bulk", "trunks:bulk", Role.STAFF),
     ("Audit log", "audit:list", Role.MANAGER),
     ("Tenants", "tenants:list", Role.ADMIN),
 ]

@@ -359,6 +359,11 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_tasks_backend]}}
 # portal/schedules.py). Each period's run is claimed once in the database, however many workers look.
 TASKS_SCHEDULER_TICK = env.float("TASKS_SCHEDULER_TICK", default=15.0)
 
+# --- Bulk provisioning (issue 14) ----------------------------------------------------------------
+# Requests per minute bulk jobs leave to people using the form: bulk takes at most
+# CRAZYTEL_RATE_LIMIT_PER_MINUTE minus this from the tenant's shared budget.
+BULK_RATE_RESERVE = env.int("BULK_RATE_RESERVE", default=10)
+
 # --- Logging -------------------------------------------------------------------------------------
 # json: one JSON object per line (production; collectors parse it). console: readable lines.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json").strip().lower()
