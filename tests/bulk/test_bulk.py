@@ -5,15 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from tests.trunk_fixtures import (  # noqa: F401 - fixtures
-    CANARY,
-    TRUNKS_URL,
-    crazytel,
-    create_calls,
-    created,
-    fresh_cache,
-    keyed_a,
-)
+from tests.trunk_fixtures import CANARY, TRUNKS_URL, create_calls, created
 from trunks.bulk.checks import MAX_ROWS, bulk_file_check, bulk_template_csv
 from trunks.bulk.services import (
     BulkError,
@@ -41,7 +33,7 @@ def check(keyed, text: str | bytes, name="desks.csv"):
 
 
 @pytest.fixture
-def numbers_ok(crazytel, keyed_a):  # noqa: F811
+def numbers_ok(crazytel, keyed_a):
     return crazytel
 
 
@@ -50,7 +42,7 @@ def test_the_template_header_is_the_apis_field_names():
     assert "caller_id_number" in header and "softphone_sync_sms" in header
 
 
-def test_a_good_file_with_bom_and_semicolons_passes(numbers_ok, keyed_a):  # noqa: F811
+def test_a_good_file_with_bom_and_semicolons_passes(numbers_ok, keyed_a):
     text = "\ufeff" + (HEADER + good_rows(3)).replace(",", ";")
     checked = check(keyed_a, text)
     assert checked.ok, checked.errors + [r.errors for r in checked.rows]
@@ -58,7 +50,7 @@ def test_a_good_file_with_bom_and_semicolons_passes(numbers_ok, keyed_a):  # noq
     assert checked.rows[0].data["caller_id_number"] == "61298765432"
 
 
-def test_bad_rows_are_named_by_row_and_column(numbers_ok, keyed_a):  # noqa: F811
+def test_bad_rows_are_named_by_row_and_column(numbers_ok, keyed_a):
     text = (
         HEADER
         + good_rows(2)
@@ -72,7 +64,7 @@ def test_bad_rows_are_named_by_row_and_column(numbers_ok, keyed_a):  # noqa: F81
     assert "Row 5, column password" in bad[5] and "Row 5, column enabled" in bad[5]
 
 
-def test_duplicated_rows_are_refused(numbers_ok, keyed_a):  # noqa: F811
+def test_duplicated_rows_are_refused(numbers_ok, keyed_a):
     checked = check(keyed_a, HEADER + "61298765432,,,Same,02,true\n" * 2)
     assert "Row 3 repeats row 2" in checked.rows[1].errors[0]
 
@@ -88,13 +80,13 @@ def test_duplicated_rows_are_refused(numbers_ok, keyed_a):  # noqa: F811
         (("caller_id_number\n" + "61298765432\n" * (MAX_ROWS + 1)).encode(), "limit is 1,000"),
     ],
 )
-def test_bad_files_get_a_clear_message(numbers_ok, keyed_a, raw, said):  # noqa: F811
+def test_bad_files_get_a_clear_message(numbers_ok, keyed_a, raw, said):
     checked = check(keyed_a, raw)
     assert not checked.ok
     assert said in " ".join(checked.errors)
 
 
-def make_job(alice, keyed_a, n=3, password=""):  # noqa: F811
+def make_job(alice, keyed_a, n=3, password=""):
     checked = check(keyed_a, HEADER + good_rows(n, password=password))
     assert checked.ok
     return bulk_job_create(actor=alice, tenant=keyed_a, checked=checked)
@@ -109,7 +101,7 @@ def test_each_row_is_created_once_and_linked_to_its_attempt(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     for i in range(3):
         numbers_ok.post(TRUNKS_URL, json=created(f"CT00000{i}"))
@@ -137,7 +129,7 @@ def test_the_download_works_once_and_erases_every_password(
     keyed_a,
     alice,
     mallory,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     numbers_ok.post(TRUNKS_URL, json=created("CT000001"))
     numbers_ok.post(TRUNKS_URL, status=400, json={"detail": "caller ID not verified"})
@@ -163,7 +155,7 @@ def test_passwords_are_erased_an_hour_after_the_job_ends(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     from datetime import timedelta
 
@@ -182,7 +174,7 @@ def test_a_rejected_key_stops_the_job_and_flags_the_tenant(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     numbers_ok.post(TRUNKS_URL, status=401, json={"detail": "bad key"})
     job = confirm(make_job(alice, keyed_a, 3), alice, django_capture_on_commit_callbacks)
@@ -203,7 +195,7 @@ def test_a_run_of_unknown_outcomes_pauses_the_job(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     for _ in range(4):
         numbers_ok.post(TRUNKS_URL, status=500, body="boom")
@@ -217,7 +209,7 @@ def test_cancel_stops_the_rows_not_yet_sent(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     job = confirm(make_job(alice, keyed_a, 3), alice, django_capture_on_commit_callbacks)
     bulk_job_cancel(job=job)
@@ -230,7 +222,7 @@ def test_a_row_left_claimed_by_a_crash_is_never_sent_again(
     numbers_ok,
     keyed_a,
     alice,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     from datetime import timedelta
 
@@ -269,7 +261,7 @@ def test_pages_upload_preview_confirm_and_progress(
     keyed_a,
     alice,
     bob,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     client.force_login(alice)
     url = reverse("trunks:bulk")
@@ -290,3 +282,26 @@ def test_pages_upload_preview_confirm_and_progress(
     assert ended.status_code == 286  # htmx stops polling
     client.force_login(bob)
     assert client.get(ok.url).status_code == 404
+
+
+def test_managers_filter_the_audit_log_by_job(
+    client,
+    numbers_ok,
+    keyed_a,
+    alice,
+    mallory,
+    django_capture_on_commit_callbacks,
+):
+    numbers_ok.post(TRUNKS_URL, json=created("CT000071"))
+    numbers_ok.post(TRUNKS_URL, json=created("CT000072"))
+    job = confirm(make_job(alice, keyed_a, 2), alice, django_capture_on_commit_callbacks)
+    bulk_job_work(job_id=job.pk)
+    client.force_login(mallory)
+    assert (
+        f"?job={job.uuid}"
+        in client.get(reverse("trunks:bulk-job", args=[job.uuid])).content.decode()
+    )
+    page = client.get(reverse("audit:list"), {"job": str(job.uuid)}).content.decode()
+    assert "CT000071" in page and "CT000072" in page
+    other = client.get(reverse("audit:list"), {"job": "00000000-0000-0000-0000-000000000000"})
+    assert "CT000071" not in other.content.decode()

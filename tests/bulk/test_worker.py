@@ -10,9 +10,9 @@ from tests.factories import MembershipFactory, TenantFactory, UserFactory, tenan
 from tests.tasks.conftest import wait_until
 from trunks.bulk.checks import bulk_file_check
 from trunks.bulk.services import bulk_job_confirm, bulk_job_create, bulk_jobs_revive
+from trunks.crazytel.parsing import VerifiedNumber
 from trunks.models import AuditRecord, BulkJob, BulkJobStatus, BulkRowStatus
 from trunks.provisioning.numbers import VerifiedNumbers
-from trunks.crazytel.parsing import VerifiedNumber
 
 from .conftest import NUMBER
 
@@ -103,7 +103,9 @@ def test_two_workers_with_faults_and_a_killed_worker_account_for_every_row(
         bulk_jobs_revive(quiet_after=timedelta(seconds=5))
         return _ended(job)
 
-    wait_until(settled, timeout=120, what=f"the job to end\n{second.output()}{replacement.output()}")
+    wait_until(
+        settled, timeout=120, what=f"the job to end\n{second.output()}{replacement.output()}"
+    )
     counts = _accounted(job, fake)
     assert sum(counts.values()) == rows
     assert counts["created"] >= rows - 10, counts

@@ -130,6 +130,8 @@ def bulk_job_view(request: HttpRequest, uuid) -> HttpResponse:
         "job": job,
         "rows": job.rows.order_by("index"),
         "is_owner": job.owner_id == request.user.pk,
+        "is_manager": job.tenant_id
+        in {a.id for a in user_tenants_at_least(user=request.user, min_role=Role.MANAGER)},
         "draft": job.status == BulkJobStatus.DRAFT,
         **_progress(job),
     }
