@@ -11,6 +11,7 @@ NAV_ITEMS = [
     ("New trunk", "trunks:create", Role.STAFF),
     # After "New trunk": the home page still opens the create form (the first item one may use).
     ("Trunks", "trunks:list", Role.STAFF),
+    ("Bulk", "trunks:bulk", Role.STAFF),
     ("Audit log", "audit:list", Role.MANAGER),
     ("Tenants", "tenants:list", Role.ADMIN),
 ]

@@ -34,6 +34,19 @@ SCHEDULES: tuple[Schedule, ...] = (
         every=timedelta(days=1),
         kwargs={"older_than": timedelta(days=14)},
     ),
+    # Bulk jobs: settle rows a crashed worker left claimed, re-enqueue jobs whose worker went quiet
+    # (the same 5 minutes as the sweeper: a period shorter than that would re-run inside its test).
+    Schedule(
+        name="bulk-jobs-revive",
+        function="trunks.bulk.services.bulk_jobs_revive",
+        every=timedelta(minutes=5),
+    ),
+    # Bulk results' passwords not downloaded within an hour of the job's end are erased.
+    Schedule(
+        name="bulk-passwords-erase",
+        function="trunks.bulk.services.bulk_passwords_erase",
+        every=timedelta(minutes=5),
+    ),
     # django-axes' access logs and spent failure counters (they grow without bound otherwise).
     Schedule(
         name="axes-records-prune",

@@ -407,6 +407,11 @@ SANDBOX_ALLOW_WITHOUT_DEBUG = env_bool("SANDBOX_ALLOW_WITHOUT_DEBUG", False)
 # Issue 16: error reports (DEBUG's 500 page too) never show a key, a password or their frames.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.reporting.SecretsExceptionReporterFilter"
 
+# --- Bulk provisioning (issue 14) ----------------------------------------------------------------
+# Requests per minute bulk jobs leave to people using the form: bulk takes at most
+# CRAZYTEL_RATE_LIMIT_PER_MINUTE minus this from the tenant's shared budget.
+BULK_RATE_RESERVE = env.int("BULK_RATE_RESERVE", default=10)
+
 # --- Logging -------------------------------------------------------------------------------------
 # json: one JSON object per line (production; collectors parse it). console: readable lines.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json").strip().lower()

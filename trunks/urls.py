@@ -3,6 +3,7 @@
 from django.urls import include, path, re_path
 
 from .audit import views as audit_views
+from .bulk import views as bulk_views
 from .lifecycle import views as lifecycle_views
 from .provisioning import views as trunk_views
 from .tenants import invitation_views
@@ -23,6 +24,13 @@ trunk_patterns: list = [
     path("new/numbers/", trunk_views.trunk_numbers_view, name="numbers"),
     path("new/password/", trunk_views.trunk_password_view, name="password"),
     path("attempts/<uuid:uuid>/", trunk_views.trunk_attempt_view, name="attempt"),
+    path("bulk/", bulk_views.bulk_upload_view, name="bulk"),
+    path("bulk/template.csv", bulk_views.bulk_template_view, name="bulk-template"),
+    path("bulk/<uuid:uuid>/", bulk_views.bulk_job_view, name="bulk-job"),
+    path("bulk/<uuid:uuid>/confirm/", bulk_views.bulk_job_confirm_view, name="bulk-confirm"),
+    path("bulk/<uuid:uuid>/cancel/", bulk_views.bulk_job_cancel_view, name="bulk-cancel"),
+    path("bulk/<uuid:uuid>/resume/", bulk_views.bulk_job_resume_view, name="bulk-resume"),
+    path("bulk/<uuid:uuid>/results.csv", bulk_views.bulk_job_download_view, name="bulk-download"),
 ]
 audit_patterns: list = [
     path("", audit_views.audit_list, name="list"),

@@ -127,6 +127,8 @@ class AuditRecordFilter(django_filters.FilterSet):
             }
         ),
     )
+    # A bulk job (issue 14): its own records and each of its rows' attempts. Set from the job's page.
+    job = django_filters.UUIDFilter(method="filter_job", label="Bulk job", widget=forms.HiddenInput)
     sort = django_filters.ChoiceFilter(
         choices=SORT_CHOICES,
         method="filter_nothing",
@@ -182,6 +184,13 @@ class AuditRecordFilter(django_filters.FilterSet):
         if number and number != text:
             match |= Q(caller_id_number__icontains=number)
         return queryset.filter(match)
+
+    def filter_job(self, queryset, name, value):
+        return queryset.filter(
+            Q(bulk_row__job__uuid=value)
+            | Q(bulk_job__uuid=value)
+            | Q(related__bulk_job__uuid=value)
+        )
 
     def filter_nothing(self, queryset, name, value):
         return queryset  # ordering is applied by the selector, which pages by it

@@ -121,6 +121,7 @@ def trunk_create(
     request: HttpRequest | None,
     submission_token: str,
     retry_of: AuditRecord | None = None,
+    rate_limiter=None,
 ) -> TrunkCreateResult:
     """Create a SIP trunk on `tenant`'s Crazytel account, recording the attempt before and after.
 
@@ -128,6 +129,7 @@ def trunk_create(
     (the database's unique constraint decides, so two processes racing cannot both pass).
     `retry_of` is an attempt whose outcome was unknown; the new attempt points at it.
     Raises TrunkError when the tenant cannot be used (nothing is recorded or sent).
+    `rate_limiter` replaces the tenant's default limiter (bulk jobs pay for their call up front).
     """
     readiness = tenant.readiness
     if not readiness:
@@ -159,7 +161,13 @@ def trunk_create(
         return trunk_attempt_result(record=first, duplicate=True)
 
     try:
-        return _trunk_create_call(record=record, tenant=tenant, payload=payload, password=password)
+        return _trunk_create_call(
+            record=record,
+            tenant=tenant,
+            payload=payload,
+            password=password,
+            rate_limiter=rate_limiter,
+        )
     except BaseException:
         # A bug or an interrupted worker must not leave the attempt pending forever: the request
         # may have reached Crazytel, so the honest status is unknown.
@@ -177,7 +185,12 @@ def trunk_create(
 
 @sensitive_variables("payload", "password")
 def _trunk_create_call(
-    *, record: AuditRecord, tenant: Tenant, payload: dict[str, Any], password: str
+    *,
+    record: AuditRecord,
+    tenant: Tenant,
+    payload: dict[str, Any],
+    password: str,
+    rate_limiter=None,
 ) -> TrunkCreateResult:
     # Its frame sees `password` (a closure variable): hidden from error reports too.
     @sensitive_variables("password")
@@ -194,7 +207,7 @@ def _trunk_create_call(
         return final, message, _scrub(field_errors or {}, password)
 
     try:
-        created = crazytel_client_for(tenant).create_sip_trunk(payload)
+        created = crazytel_client_for(tenant, rate_limiter=rate_limiter).create_sip_trunk(payload)
     except CredentialError:
         final, message, _ = finish(
             AuditStatus.FAILED, message=MESSAGE_CREDENTIALS, category="credentials"
