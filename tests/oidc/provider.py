@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "provider"
-START_DEADLINE = 30.0  # seconds for node to listen and serve discovery
+START_DEADLINE = 90.0  # seconds for node to listen and serve discovery (a loaded machine is slow)
 INSTALL_TIMEOUT = 300.0
 
 CLIENT_ID = "crazytel-portal"
