@@ -19,7 +19,7 @@ from django.db import connections
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, tenant_key_set
-from tests.ops.test_stack import ROOT, gunicorn_running
+from tests.ops.test_stack import ROOT, gunicorn_running, log_lines, log_size
 from tests.processes import other_backends_end
 from tests.tasks.conftest import _postgres_url
 from tests.trunk_fixtures import token_from
@@ -107,8 +107,7 @@ def test_a_scripted_session_is_told_by_the_logs_and_the_metrics(served):
     }
     assert requests.get(f"{g.base}/metrics", timeout=30).status_code == 404
     before = _samples(g)
-    g.log.seek(0, os.SEEK_END)
-    start = g.log.tell()
+    start = log_size(g)
 
     browser = requests.Session()
     browser.get(f"{g.base}/accounts/login/", timeout=60)
@@ -145,9 +144,7 @@ def test_a_scripted_session_is_told_by_the_logs_and_the_metrics(served):
     assert failed.status_code < 500
 
     after = _samples(g)
-    g.log.flush()
-    g.log.seek(start)
-    lines = [json.loads(line) for line in g.log if line.startswith("{")]
+    lines = log_lines(g, start)
     requests_logged = [o for o in lines if o["logger"] == "portal.request"]
     upstream_logged = [o for o in lines if o["logger"] == "trunks.crazytel.client"]
 

@@ -135,7 +135,10 @@ def gunicorn_running(tmp_path, **overrides: str):
     replace the environment (a database, a cache, the sandbox)."""
     port = _free_port()
     token = "gunicorn-metrics-token-0123456789"
-    log = (tmp_path / "gunicorn.log").open("w+")
+    log_path = tmp_path / "gunicorn.log"
+    # O_APPEND: every process writes at the end, and the test reads through its own handle —
+    # seeking a shared file description would move the servers' write position too.
+    log = log_path.open("a")
     env = {
         **os.environ,
         "DEBUG": "false",
@@ -183,11 +186,23 @@ def gunicorn_running(tmp_path, **overrides: str):
         assert time.monotonic() < deadline, "gunicorn did not start"
         time.sleep(0.1)
     try:
-        yield SimpleNamespace(base=base, token=token, log=log, pid=server.pid)
+        yield SimpleNamespace(base=base, token=token, log_path=log_path, pid=server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
         log.close()
+
+
+def log_size(g) -> int:
+    """Where the next line of the servers' log will start."""
+    return g.log_path.stat().st_size
+
+
+def log_lines(g, start: int = 0) -> list[dict]:
+    """The JSON lines the servers wrote from byte `start` on, read through a handle of our own."""
+    with g.log_path.open(encoding="utf-8") as log:
+        log.seek(start)
+        return [json.loads(line) for line in log if line.startswith("{")]
 
 
 @pytest.fixture
@@ -206,9 +221,7 @@ def test_three_workers_one_metrics_endpoint(gunicorn_3_workers):
     assert _get(f"{g.base}/metrics")[0] == 404
     assert _get(f"{g.base}/metrics", token="wrong")[0] == 404
 
-    g.log.flush()
-    g.log.seek(0)
-    lines = [json.loads(line) for line in g.log if line.startswith("{")]
+    lines = log_lines(g)
     served = [o for o in lines if o["logger"] == "portal.request" and o["route"] == "healthz"]
     assert len(served) >= 30
     assert {o["process"] for o in served} - {g.pid}, "workers, not the master, served"
