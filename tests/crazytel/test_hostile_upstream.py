@@ -66,7 +66,7 @@ def test_debugs_500_page_shows_neither_the_key_nor_the_password(settings, monkey
     def broken_parse(*args, **kwargs):
         raise RuntimeError("a bug while reading the answer")
 
-    monkeypatch.setattr(client_module, "_parse_json_body", broken_parse)
+    monkeypatch.setattr(client_module, "parse_json_body", broken_parse)
     request = RequestFactory().post(
         "/trunks/new/", {"password": PASSWORD, "caller_id_number": "61298765432"}
     )

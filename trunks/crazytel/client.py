@@ -26,9 +26,6 @@ from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     DecodeError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
 )
@@ -37,6 +34,7 @@ import portal
 from portal.logs import current_request_id
 from portal.metrics import upstream_call_observe, upstream_outcome_for_status
 
+from .answers import attribute_numbers, parse_json_body, status_error, transport_error
 from .errors import (
     CrazytelError,
     NumberRejected,
@@ -46,28 +44,18 @@ from .errors import (
     TrunkNotFound,
     Unreachable,
     UpstreamError,
-    ValidationFailed,
 )
 from .parsing import (
-    FIELD_NAMES,
-    NON_FIELD,
     Balance,
     CreatedTrunk,
     UpdatedTrunk,
     VerifiedNumber,
-    attribute_numbers,
-    describe_html,
-    json_loads_bounded,
-    looks_like_html,
-    number_fields_named,
     parse_balance,
     parse_created_trunk,
-    parse_error_body,
     parse_retry_after,
     parse_updated_trunk,
     parse_verified_numbers,
     redact,
-    shorten,
 )
 
 logger = logging.getLogger(__name__)
@@ -304,7 +292,7 @@ class CrazytelClient:
                 text = self._read_body(response, started)
         except requests.RequestException as exc:
             if status is None:
-                error = _transport_error(exc, request_id)
+                error = transport_error(exc, request_id)
             else:
                 # The status line came back, then the body was lost: it did arrive.
                 error = OutcomeUnknown(
@@ -361,8 +349,8 @@ class CrazytelClient:
         if 200 <= status < 300:
             if empty_ok and not text.strip():
                 return None, request_id, status
-            return _parse_json_body(text, status, content_type, request_id), request_id, status
-        raise _status_error(status, text, content_type, retry_after_header, location, request_id)
+            return parse_json_body(text, status, content_type, request_id), request_id, status
+        raise status_error(status, text, content_type, retry_after_header, location, request_id)
 
     def _read_body(self, response: requests.Response, started: float) -> str:
         """The body, within the read timeout overall on the wall clock, and a size cap.
@@ -462,146 +450,3 @@ class _BodyTooSlow(Exception):
 
 class _BodyTooLarge(Exception):
     pass
-
-
-def _transport_error(exc: requests.RequestException, request_id: str) -> CrazytelError:
-    """A requests exception → Unreachable (surely not arrived) or OutcomeUnknown (may have)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return Unreachable(
-            "Crazytel did not accept the connection in time. Nothing was sent; try again.",
-            request_id=request_id,
-        )
-    if isinstance(
-        exc,
-        (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ),
-    ):
-        return Unreachable(
-            "The Crazytel base URL is not a valid http(s) URL. Nothing was sent.",
-            request_id=request_id,
-        )
-    if isinstance(exc, requests.exceptions.InvalidHeader):
-        return RejectedKey(
-            "This tenant's API key holds characters Crazytel cannot accept. An admin must set it "
-            "again.",
-            request_id=request_id,
-        )
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return Unreachable(
-            "The proxy in front of Crazytel refused the connection. Nothing was sent; try again.",
-            request_id=request_id,
-        )
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Unreachable(
-            "The secure connection to Crazytel could not be set up (TLS error). Nothing was sent.",
-            request_id=request_id,
-        )
-    if isinstance(exc, requests.ReadTimeout):
-        return OutcomeUnknown(
-            "Crazytel did not answer in time after the request was sent: it may or may not have "
-            "taken effect.",
-            request_id=request_id,
-        )
-    if isinstance(exc, requests.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
-            what = (
-                "its name could not be resolved"
-                if isinstance(reason.reason, NameResolutionError)
-                else "the connection was refused"
-            )
-            return Unreachable(
-                f"Crazytel could not be reached ({what}). Nothing was sent; try again.",
-                request_id=request_id,
-            )
-        return OutcomeUnknown(
-            "The connection to Crazytel was lost after the request was sent: it may or may not "
-            "have taken effect.",
-            request_id=request_id,
-        )
-    return OutcomeUnknown(
-        "The exchange with Crazytel failed part-way: the request may or may not have taken effect.",
-        request_id=request_id,
-    )
-
-
-def _parse_json_body(text: str, status: int, content_type: str, request_id: str) -> Any:
-    try:
-        return json_loads_bounded(text, parse_float=Decimal)
-    except ValueError:
-        pass
-    if looks_like_html(text, content_type.lower()):
-        page = describe_html(text)
-        what = f"an HTML page ({page})" if page else "an HTML page"
-    elif not text.strip():
-        what = "an empty body"
-    else:
-        what = "a body that is not JSON"
-    raise UpstreamError(
-        f"Crazytel answered {status} with {what} instead of JSON.",
-        status=status,
-        request_id=request_id,
-    )
-
-
-def _status_error(
-    status: int,
-    text: str,
-    content_type: str,
-    retry_after_header: str | None,
-    location: str,
-    request_id: str,
-) -> CrazytelError:
-    body = parse_error_body(text, content_type)
-    said = f" (Crazytel said: {body.message})" if body.message else ""
-    kw = {"status": status, "request_id": request_id}
-    if status in (401, 403):
-        message = RejectedKey.default_message
-        if body.message and not body.is_html:
-            message = f"{message} (Crazytel said: {body.message})"
-        return RejectedKey(message, **kw)
-    if status == 429:
-        retry_after = parse_retry_after(retry_after_header)
-        return RateLimited(retry_after=retry_after, **kw)
-    if status >= 500:
-        page = " with an HTML error page" if body.is_html else ""
-        return UpstreamError(f"Crazytel failed ({status}){page}{said}.", **kw)
-    if body.is_html:
-        return UpstreamError(f"Crazytel answered {status} with an HTML page{said}.", **kw)
-    if status == 422:
-        field_errors = body.field_errors or {}
-        if not field_errors and body.message:
-            named = [f for f in FIELD_NAMES if f in body.message] or [NON_FIELD]
-            field_errors = {named[0]: [body.message]}
-        return ValidationFailed(
-            f"Crazytel refused the values sent: {body.message}"
-            if body.message
-            else ValidationFailed.default_message,
-            field_errors=field_errors,
-            **kw,
-        )
-    if status == 400:
-        field_errors = {k: v for k, v in body.field_errors.items() if k != NON_FIELD}
-        if not field_errors:
-            message = body.message or NumberRejected.default_message
-            for name in number_fields_named(message) or [NON_FIELD]:
-                field_errors[name] = [message]
-        elif NON_FIELD in body.field_errors:
-            field_errors[NON_FIELD] = body.field_errors[NON_FIELD]
-        return NumberRejected(
-            body.message or NumberRejected.default_message, field_errors=field_errors, **kw
-        )
-    if 300 <= status < 400:
-        where = f" to {shorten(location, 120)}" if location else ""
-        return UpstreamError(
-            f"Crazytel answered with a redirect ({status}){where}: check the tenant's base URL.",
-            **kw,
-        )
-    if status == 404:
-        return UpstreamError(
-            f"Crazytel answered 404 Not Found{said}: check the tenant's base URL.", **kw
-        )
-    return UpstreamError(f"Crazytel answered an unexpected {status}{said}.", **kw)

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from .contract import TRUNK_FIELD_NAMES, TRUNK_FIELDS, USERNAME_RE
-from .errors import NumberRejected, UpstreamError
+from .errors import UpstreamError
 
 NON_FIELD = "__all__"
 # How much of an unexpected body a message may quote.
@@ -211,35 +211,6 @@ def looks_like_html(text: str, content_type: str) -> bool:
     return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
 
 
-def _field_from_loc(loc: Any) -> str:
-    """FastAPI's `loc` (["body", "password"]) → "password"; a location with no field → "__all__"."""
-    if isinstance(loc, str):
-        loc = [loc]
-    if not isinstance(loc, (list, tuple)):
-        return NON_FIELD
-    parts = [p for p in loc if isinstance(p, str)]
-    for part in parts:
-        if part not in ("body", "query", "path", "header", "cookie", "__root__"):
-            return part
-    return NON_FIELD
-
-
-def _clean_msg(msg: str) -> str:
-    # Pydantic prefixes custom validator messages with "Value error, ".
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    msg = msg.strip()
-    return msg[:1].upper() + msg[1:] if msg else msg
-
-
-@dataclass
-class _ErrorBody:
-    message: str = ""
-    field_errors: dict[str, list[str]] = field(default_factory=dict)
-    is_html: bool = False
-
-
 class JSONRefused(ValueError):
     """A body too deep or too large to be parsed; a ValueError like any other bad JSON."""
 
@@ -263,92 +234,6 @@ def json_loads_bounded(text: str, **kwargs) -> Any:
         return json.loads(text, **kwargs)
     except RecursionError:  # belt and braces: never a crash, whatever the scan missed
         raise JSONRefused("nested too deeply") from None
-
-
-def parse_error_body(text: str, content_type: str = "") -> _ErrorBody:
-    """What an error response says, from any shape the contract lists."""
-    result = _ErrorBody()
-    stripped = text.strip()
-    if not stripped:
-        return result
-    try:
-        data = json_loads_bounded(stripped)
-    except ValueError:
-        data = None
-    else:
-        _read_json_error(data, result)
-        return result
-    if looks_like_html(stripped, content_type.lower()):
-        result.is_html = True
-        result.message = describe_html(stripped)
-        return result
-    result.message = shorten(stripped)
-    return result
-
-
-def _read_json_error(data: Any, result: _ErrorBody, depth: int = 0) -> None:
-    if depth > 3:
-        return
-    if isinstance(data, str):
-        result.message = shorten(data, 500)
-        return
-    if isinstance(data, list):
-        _read_fastapi_detail(data, result)
-        return
-    if not isinstance(data, dict):
-        return
-    for key in ("detail", "error", "errors", "message", "msg", "error_description", "title"):
-        if key in data and data[key] not in (None, "", [], {}):
-            _read_json_error(data[key], result, depth + 1)
-            if result.message or result.field_errors:
-                return
-
-
-def _read_fastapi_detail(items: list, result: _ErrorBody) -> None:
-    lines = []
-    for item in items:
-        if isinstance(item, str):
-            msg, name = _clean_msg(item), NON_FIELD
-        elif isinstance(item, dict):
-            raw = item.get("msg") or item.get("message") or item.get("detail")
-            if not isinstance(raw, str):
-                continue
-            msg, name = _clean_msg(raw), _field_from_loc(item.get("loc"))
-            # Deliberately never item["input"]: Pydantic echoes the submitted value there.
-        else:
-            continue
-        if not msg:
-            continue
-        result.field_errors.setdefault(name, []).append(msg)
-        lines.append(msg if name == NON_FIELD else f"{name}: {msg}")
-    if lines:
-        result.message = shorten("; ".join(lines), 500)
-
-
-def number_fields_named(message: str) -> list[str]:
-    text = message.lower().replace("-", " ").replace("_", " ")
-    found = []
-    if "caller id" in text or "callerid" in text or "cli" in text.split() or "caller" in text:
-        found.append("caller_id_number")
-    if "sms" in text or "sender" in text:
-        found.append("sms_sender")
-    return found
-
-
-def attribute_numbers(error: NumberRejected, body: dict) -> None:
-    """A 400 whose message names no field but quotes a number we sent: that number's field."""
-    if set(error.field_errors) != {NON_FIELD}:
-        return
-    message_digits = re.sub(r"[+\s-]", "", error.message)
-    named = [
-        name
-        for name in ("caller_id_number", "sms_sender")
-        if (number := normalise_number(body.get(name))) and number in message_digits
-    ]
-    if named:
-        messages = error.field_errors.pop(NON_FIELD)
-        for name in named:
-            error.field_errors[name] = list(messages)
 
 
 def _unwrap_list(data: Any, depth: int = 0) -> list | None:
