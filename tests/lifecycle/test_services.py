@@ -180,6 +180,23 @@ def test_every_outcome_is_recorded_and_explained(
         assert trunk.description == "Reception"  # the last confirmed
 
 
+def test_a_change_the_portals_own_limiter_holds_back_is_recorded_not_sent(
+    alices_trunk, alice, crazytel
+):
+    """After Crazytel's 429 asks for a pause, the next change is held back by the portal: nothing
+    is sent, and it is recorded apart from Crazytel's refusals — as a create held back is."""
+    crazytel.add(responses.PATCH, PATCH_URL, status=429, headers={"Retry-After": "30"})
+    busy = _change(alices_trunk, alice, description="Lobby")
+    assert busy.status == AuditStatus.FAILED and "try again in 30 seconds" in busy.message
+
+    held = _change(alices_trunk, alice, token="tok-change-000000002", description="Lobby")
+    assert len(_patches(crazytel)) == 1, "nothing was sent while the pause lasts"
+    assert held.status == AuditStatus.NOT_SENT and held.record.status == AuditStatus.NOT_SENT
+    assert "Nothing was sent" in held.message or "held" in held.message
+    assert held.retry_after and 0 < held.retry_after <= 30
+    assert Trunk.objects.get(pk=alices_trunk.pk).state == TrunkState.CONFIRMED
+
+
 def test_send_again_confirms_an_unconfirmed_change(alices_trunk, alice, crazytel):
     crazytel.patch(PATCH_URL, status=500, json={"detail": "boom"})
     _change(alices_trunk, alice, token="tok-lost-00000000001", description="Lobby")

@@ -21,16 +21,12 @@ from trunks.errors import Conflict, InvalidInput
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Role, Trunk, TrunkState
 from trunks.provisioning.messages import (
     MESSAGE_CHANGE_UNKNOWN,
-    MESSAGE_CHANGE_UNREACHABLE,
     MESSAGE_CREDENTIALS,
-    MESSAGE_REJECTED_KEY,
     MESSAGE_TRUNK_MISSING,
     TrunkError,
-    retry_seconds,
 )
-from trunks.provisioning.numbers import verified_numbers_forget
+from trunks.provisioning.outcomes import CHANGE, upstream_failure
 from trunks.tenants.credentials import CredentialError
-from trunks.tenants.services import tenant_connection_mark_failed
 from trunks.tenants.upstream import crazytel_client_for
 
 from .records import SETTING_NAMES, trunk_settings, trunk_settings_of
@@ -266,88 +262,26 @@ def _trunk_change_call(*, trunk, record, payload, password, actor) -> TrunkChang
 
 
 def _trunk_change_failure(*, trunk, record, payload, error) -> TrunkChangeResult:
-    """Map one upstream error to its audit status and what the trunk's page shows."""
-    password = payload.get("password", "")
-    status = AuditStatus.FAILED
-    field_errors: dict[str, list[str]] = {}
-    retry_after = None
-    detail = redact((error.message or "").strip(), (password,)) if password else error.message
-    missing = False
-    if isinstance(error, upstream.TrunkNotFound):
-        message = MESSAGE_TRUNK_MISSING
-        missing = True
-    elif isinstance(error, upstream.ValidationFailed):
-        field_errors = {k: list(v) for k, v in (error.field_errors or {}).items()}
-        if not set(field_errors) & set(TRUNK_FIELD_NAMES):
-            target = "password" if "password" in payload else None
-            field_errors.setdefault(target or "__all__", []).append(
-                "Crazytel refused this password: use at least 8 characters with an upper-case "
-                "letter, a lower-case letter and a digit."
-                if target
-                else detail
-            )
-        message = "Crazytel refused the values: see the fields marked below. Nothing was changed."
-    elif isinstance(error, upstream.NumberRejected):
-        field_errors = {
-            k: list(v)
-            for k, v in (error.field_errors or {}).items()
-            if k in ("caller_id_number", "sms_sender")
-        }
-        if not field_errors:
-            field_errors["caller_id_number"] = [
-                "Crazytel refused the caller ID or SMS sender as not verified on this account."
-                + (f" ({detail})" if detail else "")
-            ]
-        message = "Crazytel refused a number: see the fields marked below. Nothing was changed."
-        verified_numbers_forget(tenant=trunk.tenant)
-    elif isinstance(error, upstream.RejectedKey):
-        message = MESSAGE_REJECTED_KEY
-        tenant_connection_mark_failed(
-            tenant=trunk.tenant,
-            message="Crazytel rejected the API key (401) changing a trunk. Set a new key.",
-        )
-        verified_numbers_forget(tenant=trunk.tenant)
-    elif isinstance(error, upstream.RateLimited):
-        retry_after = retry_seconds(error)
-        if error.status is None and detail:
-            message = detail  # the portal's own limiter: nothing was sent
-        else:
-            message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was changed."
-    elif isinstance(error, upstream.Unreachable):
-        message = MESSAGE_CHANGE_UNREACHABLE
-    elif (
-        isinstance(error, upstream.UpstreamError)
-        and error.status is not None
-        and 400 <= error.status < 500
-    ):
-        message = f"Crazytel refused the change (HTTP {error.status}); nothing was changed."
-        if detail:
-            message += f" It said: {detail}"
-    else:
-        # 5xx, an HTML page, a malformed answer, a timeout after sending: unconfirmed.
-        status = AuditStatus.UNKNOWN
-        message = MESSAGE_CHANGE_UNKNOWN + (f" Details: {detail}" if detail else "")
-
-    all_messages = [m for msgs in field_errors.values() for m in msgs]
-    recorded = message if not all_messages else f"{message} " + " ".join(all_messages)
+    """Record one upstream error as the change's outcome and say it on the trunk's page."""
+    failure = upstream_failure(error, attempt=CHANGE, tenant=trunk.tenant, payload=payload)
     final, fresh = _finish(
         trunk=trunk,
         record=record,
         payload=payload,
-        status=status,
+        status=failure.status,
         category=error.category,
-        message=recorded,
+        message=failure.recorded_message,
         upstream_status=error.status,
-        missing=missing,
+        missing=failure.missing,
     )
     return TrunkChangeResult(
         trunk=fresh,
-        status=status,
-        message=message,
+        status=failure.status,
+        message=failure.message,
         record=final,
-        field_errors=field_errors,
+        field_errors=failure.field_errors,
         category=error.category,
-        retry_after=retry_after,
+        retry_after=failure.retry_after,
     )
 
 

@@ -11,23 +11,19 @@ from django.views.decorators.debug import sensitive_variables
 
 from trunks.audit.writer import audit_attempt_finish, audit_attempt_start
 from trunks.crazytel import errors as upstream
-from trunks.crazytel.contract import TRUNK_FIELD_NAMES, trunk_payload
+from trunks.crazytel.contract import trunk_payload
 from trunks.crazytel.parsing import redact
 from trunks.lifecycle.records import trunk_record_from_attempt
 from trunks.models import AuditRecord, AuditStatus, Tenant
 from trunks.tenants.credentials import CredentialError
-from trunks.tenants.services import tenant_connection_mark_failed
 from trunks.tenants.upstream import crazytel_client_for
 
 from .messages import (
     MESSAGE_CREDENTIALS,
-    MESSAGE_REJECTED_KEY,
     MESSAGE_UNKNOWN,
-    MESSAGE_UNREACHABLE,
     TrunkError,
-    retry_seconds,
 )
-from .numbers import verified_numbers_forget
+from .outcomes import CREATE, upstream_failure
 
 logger = logging.getLogger(__name__)
 
@@ -240,88 +236,20 @@ def _trunk_create_call(
 
 @sensitive_variables("payload")
 def _trunk_create_failure(*, error, tenant, payload, finish) -> TrunkCreateResult:
-    """Map one upstream error to its audit status and what the form shows."""
-    status = AuditStatus.FAILED
-    field_errors: dict[str, list[str]] = {}
-    retry_after = None
-    detail = (error.message or "").strip()
-
-    if isinstance(error, upstream.ValidationFailed):
-        field_errors = {k: list(v) for k, v in (error.field_errors or {}).items()}
-        # The contract's 422 is about the password; say so there unless Crazytel named a field.
-        if not set(field_errors) & set(TRUNK_FIELD_NAMES):
-            field_errors.setdefault("password", []).append(
-                "Crazytel refused this password: use at least 8 characters with an upper-case "
-                "letter, a lower-case letter and a digit."
-            )
-        message = "Crazytel refused the values: see the fields marked below. Nothing was created."
-    elif isinstance(error, upstream.NumberRejected):
-        field_errors = {
-            k: list(v)
-            for k, v in (error.field_errors or {}).items()
-            if k in ("caller_id_number", "sms_sender")
-        }
-        if not field_errors:
-            field_errors["caller_id_number"] = [
-                "Crazytel refused the caller ID or SMS sender as not verified on this account."
-                + (f" ({detail})" if detail else "")
-            ]
-        message = "Crazytel refused a number: see the fields marked below. Nothing was created."
-        # The account's verified numbers changed under us: read them afresh next time.
-        verified_numbers_forget(tenant=tenant)
-    elif isinstance(error, upstream.RejectedKey):
-        message = MESSAGE_REJECTED_KEY
-        tenant_connection_mark_failed(
-            tenant=tenant,
-            message="Crazytel rejected the API key (401) creating a trunk. Set a new key.",
-        )
-        verified_numbers_forget(tenant=tenant)
-    elif isinstance(error, upstream.RateLimited):
-        retry_after = retry_seconds(error)
-        if error.status is None:
-            # Held back by the portal's own limiter (budget spent, a 429's pause, or the circuit
-            # breaker after repeated failures): nothing was sent, and its message says which.
-            # Recorded apart from the failures Crazytel returned.
-            status = AuditStatus.NOT_SENT
-            message = detail or (
-                f"The portal held this request back to stay within Crazytel's limits; try again "
-                f"in {retry_after} seconds. Nothing was sent to Crazytel."
-            )
-        else:
-            message = f"Crazytel is busy; try again in {retry_after} seconds. Nothing was created."
-    elif isinstance(error, upstream.Unreachable):
-        message = MESSAGE_UNREACHABLE
-    elif (
-        isinstance(error, upstream.UpstreamError)
-        and error.status is not None
-        and 400 <= error.status < 500
-    ):
-        # A refusal the contract does not list (403, 404, 409...): Crazytel answered "no".
-        message = f"Crazytel refused the request (HTTP {error.status}); nothing was created."
-        if detail:
-            message += f" It said: {detail}"
-    else:
-        # UpstreamError (5xx, HTML page, malformed 2xx), OutcomeUnknown, anything unforeseen.
-        status = AuditStatus.UNKNOWN
-        message = MESSAGE_UNKNOWN
-        if detail:
-            message += f" Details: {detail}"
-
-    all_messages = [m for msgs in field_errors.values() for m in msgs]
-    recorded_message = message if not all_messages else f"{message} " + " ".join(all_messages)
+    """Record one upstream error as the attempt's outcome and say it on the form."""
+    failure = upstream_failure(error, attempt=CREATE, tenant=tenant, payload=payload)
     final, _, field_errors = finish(
-        status,
-        message=recorded_message,
+        failure.status,
+        message=failure.recorded_message,
         category=error.category,
         upstream_status=error.status,
-        field_errors=field_errors,
+        field_errors=failure.field_errors,
     )
-    shown = _scrub(message, payload.get("password", ""))
     return TrunkCreateResult(
         record=final,
         status=final.status,
-        message=shown,
+        message=_scrub(failure.message, payload.get("password", "")),
         field_errors=field_errors,
         category=error.category,
-        retry_after=retry_after,
+        retry_after=failure.retry_after,
     )
