@@ -18,8 +18,8 @@ from trunks.errors import InvalidInput, NotFound, NotPermitted
 from trunks.models import AuditKind, Membership, PasswordChangeRequired, Role, Tenant
 
 
-def password_generate() -> str:
-    """A password chosen for someone: 20 url-safe random characters, shown once."""
+def first_login_password_generate() -> str:
+    """A password chosen for someone (who must replace it at their first login): 20 url-safe random characters, shown once."""
     return secrets.token_urlsafe(15)
 
 
@@ -96,7 +96,7 @@ def member_password_reset(
         membership = _member(tenant=tenant, membership_id=membership_id)
         _require_may_manage_account(actor, membership=membership)
         user = membership.user
-        password = password_generate()
+        password = first_login_password_generate()
         user.set_password(password)
         user.save(update_fields=["password"])
         password_change_require(user=user)

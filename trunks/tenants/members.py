@@ -15,12 +15,8 @@ from trunks.audit.writer import audit_event_record
 from trunks.errors import Conflict, InvalidInput, NotFound
 from trunks.models import AuditKind, Invitation, Membership, Role, Tenant
 
-from .accounts import password_change_require, password_generate
-from .accounts import user_password_set as user_password_set  # the command line's, kept here too
+from .accounts import first_login_password_generate, password_change_require
 from .invitations import invitation_create
-
-# A new user's first password (kept under its old name for the commands).
-member_first_password_generate = password_generate
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def member_add(
                 except ValidationError as exc:
                     raise InvalidInput(" ".join(exc.messages), field="password") from None
             else:
-                password = shown_password = member_first_password_generate()
+                password = shown_password = first_login_password_generate()
             user.set_password(password)
             user.save()
             if not password_chosen_by_owner:

@@ -8,7 +8,7 @@ from trunks.access import COMMAND_LINE
 from trunks.management.commands.tenant_set import stored_key_or_none
 from trunks.models import Membership, Role, Tenant
 from trunks.sandbox.services import sandbox_account_ensure
-from trunks.tenants import members, services
+from trunks.tenants import accounts, members, services
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo team"
@@ -52,7 +52,7 @@ class Command(BaseCommand):
         lines = []
         for username, role in DEMO_USERS:
             # A fresh password each start, printed once: the demo users' only way in.
-            password = members.member_first_password_generate()
+            password = accounts.first_login_password_generate()
             user = User.objects.filter(username=username).first()
             membership = (
                 Membership.objects.filter(user=user, tenant=tenant).first() if user else None
@@ -67,7 +67,7 @@ class Command(BaseCommand):
                 )
                 user = User.objects.get(username=username)
             # Printed to the person who runs the demo and signs in as these users: theirs to use.
-            members.user_password_set(user=user, password=password, chosen_by_owner=True)
+            accounts.user_password_set(user=user, password=password, chosen_by_owner=True)
             lines.append(f"  {username:<14} {password}   ({role})")
         self.stdout.write(
             f"Demo tenant '{tenant.name}' uses the sandbox at {base_url} "

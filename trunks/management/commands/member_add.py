@@ -9,7 +9,7 @@ from django.db import transaction
 from trunks.access import COMMAND_LINE
 from trunks.errors import PortalError
 from trunks.models import Membership, Role, Tenant
-from trunks.tenants import members
+from trunks.tenants import accounts, members
 
 
 class Command(BaseCommand):
@@ -51,11 +51,11 @@ class Command(BaseCommand):
                         actor=actor, tenant=tenant, membership_id=membership.pk, role=role
                     )
                     if password is not None:
-                        members.user_password_set(user=user, password=password)
+                        accounts.user_password_set(user=user, password=password)
                     self.stdout.write(f"{username} is {role} in {tenant.slug}.")
                     return
                 if user is not None and password is not None:
-                    members.user_password_set(user=user, password=password)
+                    accounts.user_password_set(user=user, password=password)
                 added = members.member_add(
                     actor=actor,
                     tenant=tenant,
