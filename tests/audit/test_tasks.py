@@ -62,3 +62,14 @@ def test_the_periodic_task_does_the_same(tenant_a, alice, settings):
     assert result.return_value == 1
     record.refresh_from_db()
     assert record.status == AuditStatus.UNKNOWN
+
+
+def test_an_attempt_pending_for_months_is_expired_with_its_duration_capped(tenant_a, alice):
+    """A sweeper that did not run for 25+ days meets durations past a 32-bit integer of ms: the
+    column's ceiling is recorded (PostgreSQL would refuse the real figure) and the sweep goes on."""
+    stale = _pending(tenant_a, alice, timedelta(days=90))
+    call_command("audit_expire_pending", stdout=StringIO())
+    stale.refresh_from_db()
+    assert stale.status == AuditStatus.UNKNOWN
+    assert stale.duration_ms == 2**31 - 1
+    assert stale.record_hash == record_hash_compute(stale)

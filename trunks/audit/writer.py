@@ -164,12 +164,16 @@ def audit_attempt_finish(
     fresh.trunk_id = trunk_id
     fresh.response = response
     fresh.finished_at = now
-    fresh.duration_ms = max(0, int((now - fresh.started_at).total_seconds() * 1000))
+    elapsed_ms = int((now - fresh.started_at).total_seconds() * 1000)
+    fresh.duration_ms = min(max(0, elapsed_ms), DURATION_MS_MAX)
     _seal(fresh)
     fresh.save(update_fields=FINISH_FIELDS)
     audit_cache_invalidate()
     return fresh
 
+
+# The column's ceiling (a 32-bit integer: 24.8 days); an attempt found pending longer gets it.
+DURATION_MS_MAX = 2**31 - 1
 
 # What finishing an attempt writes (the rest of a pending row is as audit_attempt_start wrote it).
 FINISH_FIELDS = [
