@@ -185,3 +185,45 @@ def test_the_created_users_page_says_they_must_replace_the_password(client, adam
         "/tenants/alpha/members/", {"username": "newbie", "role": "staff", "create_user": "on"}
     ).content.decode()
     assert "must replace it with their own" in html
+
+
+def _admin_set_password(client, user, password=NEW_PASSWORD):
+    return client.post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"password1": password, "password2": password, "usable_password": "true"},
+    )
+
+
+def test_a_password_set_in_django_admin_for_someone_else_must_be_replaced(client, root, alice):
+    client.force_login(root)
+    response = _admin_set_password(client, alice)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    alice.refresh_from_db()
+    assert alice.check_password(NEW_PASSWORD)
+    assert PasswordChangeRequired.objects.filter(user=alice).exists()
+
+
+def test_a_superuser_setting_their_own_password_in_django_admin_is_not_forced(client, root):
+    client.force_login(root)
+    assert _admin_set_password(client, root).status_code == 302
+    assert not PasswordChangeRequired.objects.filter(user=root).exists()
+
+
+def test_a_refused_password_in_django_admin_forces_nothing(client, root, alice):
+    client.force_login(root)
+    response = client.post(
+        f"/admin/auth/user/{alice.pk}/password/", {"password1": "a", "password2": "b"}
+    )
+    assert response.status_code == 200
+    assert not PasswordChangeRequired.objects.filter(user=alice).exists()
+
+
+def test_a_user_added_in_django_admin_with_a_password_must_replace_it(client, root):
+    client.force_login(root)
+    response = client.post(
+        "/admin/auth/user/add/",
+        {"username": "carol", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD,
+         "usable_password": "true"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert PasswordChangeRequired.objects.filter(user__username="carol").exists()

@@ -1,8 +1,39 @@
-"""Read-only admin pages: who is linked to which provider identity, and the sign-in log."""
+"""The admin's user pages, and read-only pages: who is linked to which provider identity, and the
+sign-in log."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from trunks.tenants.accounts import password_change_require
 
 from .models import GroupMembership, OidcIdentity, SignInEvent
+
+User = get_user_model()
+
+
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, except that a password chosen here for someone else must be replaced at
+    that person's next login — as one set by a tenant admin or the command line must — so no admin
+    keeps knowing a working password."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and obj.has_usable_password() and obj.pk != request.user.pk:
+            password_change_require(user=obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        changed = request.method == "POST" and response.status_code == 302
+        if changed and str(id) != str(request.user.pk):
+            user = self.get_object(request, id)
+            if user is not None and user.has_usable_password():
+                password_change_require(user=user)
+        return response
+
+
+admin.site.unregister(User)
+admin.site.register(User, PortalUserAdmin)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
