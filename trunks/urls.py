@@ -57,6 +57,11 @@ tenant_patterns: list = [
         name="member_password_reset",
     ),
     path("<slug:slug>/members/<int:pk>/unlock/", tenant_views.member_unlock, name="member_unlock"),
+    path(
+        "<slug:slug>/invitations/<int:pk>/withdraw/",
+        tenant_views.member_invitation_withdraw,
+        name="invitation_withdraw",
+    ),
     path("<slug:slug>/deactivate/", tenant_views.tenant_deactivate, name="deactivate"),
 ]
 invitation_patterns: list = [

@@ -85,6 +85,45 @@ def test_nobody_can_accept_someone_elses_invitation(client, beta_admin, charlie,
     assert not Membership.objects.filter(user=charlie, tenant=tenant_b).exists()
 
 
+def test_a_tenant_admin_withdraws_an_open_invitation_from_the_tenants_page(
+    client, beta_admin, alice, tenant_b
+):
+    members.member_add(actor=beta_admin, tenant=tenant_b, username="alice", role="staff")
+    invitation = Invitation.objects.get(username="alice")
+    client.force_login(beta_admin)
+    page = client.get(f"/tenants/{tenant_b.slug}/").content.decode()
+    withdraw = f"/tenants/{tenant_b.slug}/invitations/{invitation.pk}/withdraw/"
+    assert withdraw in page
+    html = client.post(withdraw, headers=HTMX).content.decode()
+    assert "The invitation of alice is withdrawn." in html and withdraw not in html
+    assert not Invitation.objects.exists()
+    record = AuditRecord.objects.get(kind=AuditKind.INVITATION_WITHDRAWN)
+    assert record.actor == beta_admin and record.data["username"] == "alice"
+    # Too late to accept it; a second withdrawal says it is no longer open.
+    client.force_login(alice)
+    assert client.post(f"/invitations/{invitation.pk}/", {"answer": "accept"}).status_code == 404
+    assert not Membership.objects.filter(user=alice, tenant=tenant_b).exists()
+    client.force_login(beta_admin)
+    again = client.post(withdraw, follow=True).content.decode()
+    assert "That invitation is no longer open." in again
+
+
+def test_only_an_admin_of_the_invitations_tenant_can_withdraw_it(
+    client, beta_admin, adam, alice, tenant_a, tenant_b
+):
+    members.member_add(actor=beta_admin, tenant=tenant_b, username="charlie", role="staff")
+    invitation = Invitation.objects.get(username="charlie")
+    client.force_login(adam)  # an admin, of tenant A
+    for slug in (tenant_b.slug, tenant_a.slug):
+        response = client.post(f"/tenants/{slug}/invitations/{invitation.pk}/withdraw/")
+        assert response.status_code in (302, 403, 404)
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+    client.force_login(alice)  # staff
+    response = client.post(f"/tenants/{tenant_b.slug}/invitations/{invitation.pk}/withdraw/")
+    assert response.status_code in (403, 404)
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
 def test_superusers_still_add_directly(root, alice, tenant_b):
     added = members.member_add(actor=root, tenant=tenant_b, username="alice", role="staff")
     assert added.membership is not None and added.membership.tenant == tenant_b

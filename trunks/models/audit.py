@@ -28,6 +28,7 @@ class AuditKind(models.TextChoices):
     MEMBER_INVITED = "member_invited", "Member invited"
     INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
     INVITATION_DECLINED = "invitation_declined", "Invitation declined"
+    INVITATION_WITHDRAWN = "invitation_withdrawn", "Invitation withdrawn"
     MEMBER_PASSWORD_RESET = "member_password_reset", "Member's password reset"
     MEMBER_UNLOCKED = "member_unlocked", "Member unlocked"
     BULK_JOB = "bulk_job", "Bulk job"

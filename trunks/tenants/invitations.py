@@ -60,6 +60,31 @@ def invitations_pending_for_tenant(*, tenant: Tenant) -> QuerySet[Invitation]:
     ).order_by("username")
 
 
+def invitation_withdraw(
+    *, actor, tenant: Tenant, invitation_id: int, request: HttpRequest | None = None
+) -> Invitation:
+    """Take back an open invitation to `tenant` before it is answered (the caller has checked the
+    actor administers the tenant)."""
+    with transaction.atomic():
+        try:
+            invitation = (
+                invitations_pending_for_tenant(tenant=tenant)
+                .select_for_update()
+                .get(pk=invitation_id)
+            )
+        except Invitation.DoesNotExist:
+            raise NotFound("That invitation is no longer open.") from None
+        invitation.delete()
+        audit_event_record(
+            kind=AuditKind.INVITATION_WITHDRAWN,
+            tenant=tenant,
+            actor=audit_actor(actor),
+            request=request,
+            data={"username": invitation.username, "role": invitation.role, **audit_via(actor)},
+        )
+    return invitation
+
+
 def _pending(*, user, invitation_id: int) -> Invitation:
     try:
         return (

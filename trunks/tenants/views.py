@@ -23,7 +23,7 @@ from trunks.templatetags.money import money
 
 from . import accounts, members, services
 from .forms import ConfirmForm, MemberAddForm, MemberRoleForm, TenantForm, TenantKeyForm
-from .invitations import invitations_pending_for_tenant
+from .invitations import invitation_withdraw, invitations_pending_for_tenant
 from .selectors import tenant_list_administered, tenant_members_list, usernames_locked_out
 
 INVITED = (
@@ -382,4 +382,22 @@ def member_unlock(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if request.htmx:
         return _fragments(request, ["members"], _detail_context(request, tenant, member_note=note))
     messages.success(request, note)
+    return redirect(_detail_url(tenant, "members"))
+
+
+@require_POST
+def member_invitation_withdraw(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Take back an open invitation to the tenant."""
+    tenant = _admin_tenant(request, slug)
+    try:
+        invitation = invitation_withdraw(
+            actor=request.user, tenant=tenant, invitation_id=pk, request=request
+        )
+    except NotFound as exc:
+        note = exc.message
+    else:
+        note = f"The invitation of {invitation.username} is withdrawn."
+    if request.htmx:
+        return _fragments(request, ["members"], _detail_context(request, tenant, member_note=note))
+    messages.info(request, note)
     return redirect(_detail_url(tenant, "members"))
