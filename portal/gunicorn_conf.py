@@ -38,6 +38,13 @@ keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
 # restarting at once.
 max_requests = int(_number("GUNICORN_MAX_REQUESTS", 1000))
 max_requests_jitter = int(_number("GUNICORN_MAX_REQUESTS_JITTER", 100))
+# gunicorn's control socket (gunicornc) defaults to one path per user: every gunicorn on a host —
+# two portals, the tests' and the bench's servers — would take it over from the others. The portal
+# does not use it; GUNICORN_CONTROL_SOCKET=/run/portal/gunicorn.ctl turns it on at a path of its own.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"].strip()
+
 # The proxy in front sets X-Forwarded-Proto; the client address is the portal's own business
 # (TRUSTED_PROXY_COUNT), not gunicorn's.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "*")

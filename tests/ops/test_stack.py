@@ -49,6 +49,17 @@ def test_gunicorn_reads_workers_and_threads_from_the_environment(monkeypatch, tm
     assert conf["accesslog"] is None
 
 
+def test_gunicorns_control_socket_is_off_unless_given_a_path_of_its_own(monkeypatch, tmp_path):
+    """gunicorn's default control socket is one path per user: every server on the host would
+    take it over from the others (the tests' and the bench's gunicorns did)."""
+    monkeypatch.delenv("GUNICORN_CONTROL_SOCKET", raising=False)
+    conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    assert conf["control_socket_disable"] is True and "control_socket" not in conf
+    path = str(tmp_path / "portal.ctl")
+    conf = _conf(monkeypatch, GUNICORN_CONTROL_SOCKET=path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    assert conf["control_socket_disable"] is False and conf["control_socket"] == path
+
+
 def test_gunicorn_timeouts_fit_crazytels(monkeypatch, tmp_path):
     conf = _conf(monkeypatch, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     one_call = settings.CRAZYTEL_CONNECT_TIMEOUT + settings.CRAZYTEL_TIMEOUT  # 25 s
