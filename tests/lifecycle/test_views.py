@@ -12,9 +12,12 @@ from tests.e2e.journeys import closed_port_url
 from tests.factories import UserFactory
 from tests.provisioning.faults import CHANGE_FAULTS, CLOSED_PORT
 from tests.trunk_fixtures import key_tenant, token_from
+from trunks.lifecycle.services import trunk_change
 from trunks.models import AuditKind, AuditRecord, Role, Trunk
 from trunks.sandbox.models import SandboxTrunk
 from trunks.sandbox.services import sandbox_account_ensure, sandbox_faults_set
+
+from .conftest import PATCH_URL, TRUNK_ID
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -220,3 +223,19 @@ def test_suspend_on_the_independent_contract_server_sends_exactly_enabled_false(
     contract.then("no_content")
     page = _act(staff_client, username, "enabled", enabled="1").content.decode()
     assert "Saved" in page and Trunk.objects.get(username=username).enabled
+
+
+def test_a_change_records_page_links_to_the_trunks_page(alices_trunk, alice, mallory, crazytel):
+    """Every trunk record links to its trunk's page, not only the create (issue 13: "Audit
+    records link to the trunk's page")."""
+    crazytel.patch(PATCH_URL, json={"id": TRUNK_ID, "username": "CT123456", "enabled": False})
+    result = trunk_change(
+        actor=alice,
+        trunk=alices_trunk,
+        wanted={"enabled": False},
+        version=alices_trunk.version,
+        submission_token="tok-change-link-0001",
+    )
+    assert result.succeeded
+    page = _client(mallory).get(f"/audit/{result.record.pk}/").content.decode()
+    assert '<dt>Trunk</dt><dd><a href="/trunks/CT123456/">CT123456</a></dd>' in page
