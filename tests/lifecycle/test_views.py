@@ -1,17 +1,23 @@
 """The trunks' pages over real HTTP: created on the form, then found, suspended, enabled, given a new
 password and a new caller ID — against the built-in sandbox and the independent contract server."""
 
+import html as html_module
 import re
 
 import pytest
 from django.test import Client
 
 from tests.crazytel.contract_server import ContractServer
+from tests.e2e.journeys import closed_port_url
 from tests.factories import UserFactory
+from tests.provisioning.faults import CHANGE_FAULTS, CLOSED_PORT
 from tests.trunk_fixtures import key_tenant, token_from
+from trunks.lifecycle.services import trunk_change
 from trunks.models import AuditKind, AuditRecord, Role, Trunk
 from trunks.sandbox.models import SandboxTrunk
 from trunks.sandbox.services import sandbox_account_ensure, sandbox_faults_set
+
+from .conftest import PATCH_URL, TRUNK_ID
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -143,28 +149,45 @@ def test_a_colleague_sees_but_cannot_change_and_other_tenants_get_404(
     assert outsider.post(f"/trunks/{username}/enabled/", {"enabled": "0"}).status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("faults", "shown"),
-    [
-        ({"forced_status": 500}, "Change unconfirmed"),
-        ({"html_error": True, "forced_status": 502}, "Change unconfirmed"),
-        ({"forced_status": 401}, "key was rejected"),
-        ({"forced_status": 429, "retry_after": 9}, "try again in 9 seconds"),
-        ({"create_then_timeout": True, "timeout_sleep_ms": 1500}, "Change unconfirmed"),
-    ],
-    ids=["500", "html-502", "401", "429", "timeout-after-sending"],
-)
+def _fault_fields(sandbox, trunk: Trunk, action: str) -> dict:
+    """What the person submits on the trunk's page for a fault row's `action`."""
+    if action == "password":
+        return {"password": NEW_PASSWORD}
+    if action == "suspend":
+        return {"enabled": "0", "confirm": "on"}
+    other = next(
+        n["number"] for n in sandbox.verified_numbers
+        if n["number"].startswith("612") and n["number"] != trunk.caller_id_number
+    )  # fmt: skip
+    return {"caller_id_number": other, "description": trunk.description}
+
+
+ACTION_PATHS = {"password": "password", "suspend": "enabled", "settings": "settings"}
+
+
+@pytest.mark.parametrize("fault", CHANGE_FAULTS, ids=str)
 def test_each_sandbox_fault_shows_its_message_on_the_trunk_page(
-    sandbox, staff_client, faults, shown
+    sandbox, staff_client, tenant_a, fault
 ):
     username = _create(staff_client)
-    sandbox_faults_set(account=sandbox, fault_scope="create", fault_remaining=1, **faults)
-    caller = Trunk.objects.get(username=username).caller_id_number
-    response = _act(
-        staff_client, username, "settings", caller_id_number=caller, description="Lobby"
-    )
+    trunk = Trunk.objects.get(username=username)
+    fields = _fault_fields(sandbox, trunk, fault.action)
+    html = staff_client.get(f"/trunks/{username}/").content.decode()
+    data = _form(html, ACTION_PATHS[fault.action]) | fields
+    if fault.sandbox == CLOSED_PORT:
+        key_tenant(tenant_a, KEY, base_url=closed_port_url())
+    else:
+        sandbox_faults_set(
+            account=sandbox, fault_scope="create", fault_remaining=1, **fault.sandbox
+        )
+    response = staff_client.post(f"/trunks/{username}/{ACTION_PATHS[fault.action]}/", data)
+    page = html_module.unescape(response.content.decode())
     assert response.status_code == 200
-    assert shown in response.content.decode()
+    assert fault.heading in page and fault.message in page
+    assert NEW_PASSWORD not in page
+    record = AuditRecord.objects.filter(trunk_username=username).latest("started_at")
+    assert record.kind != AuditKind.TRUNK_CREATE
+    assert (record.status, record.upstream_status) == (fault.status, fault.upstream_status)
 
 
 def test_a_trunk_crazytel_no_longer_has_is_marked_missing(sandbox, staff_client):
@@ -200,3 +223,19 @@ def test_suspend_on_the_independent_contract_server_sends_exactly_enabled_false(
     contract.then("no_content")
     page = _act(staff_client, username, "enabled", enabled="1").content.decode()
     assert "Saved" in page and Trunk.objects.get(username=username).enabled
+
+
+def test_a_change_records_page_links_to_the_trunks_page(alices_trunk, alice, mallory, crazytel):
+    """Every trunk record links to its trunk's page, not only the create (issue 13: "Audit
+    records link to the trunk's page")."""
+    crazytel.patch(PATCH_URL, json={"id": TRUNK_ID, "username": "CT123456", "enabled": False})
+    result = trunk_change(
+        actor=alice,
+        trunk=alices_trunk,
+        wanted={"enabled": False},
+        version=alices_trunk.version,
+        submission_token="tok-change-link-0001",
+    )
+    assert result.succeeded
+    page = _client(mallory).get(f"/audit/{result.record.pk}/").content.decode()
+    assert '<dt>Trunk</dt><dd><a href="/trunks/CT123456/">CT123456</a></dd>' in page

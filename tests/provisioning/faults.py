@@ -6,6 +6,7 @@ One row per fault drives every level that tests it:
 - real HTTP (tests/provisioning/test_fault_matrix.py: the form posted to the sandbox over live_server
   with the row's `sandbox` faults injected),
 - the browser (tests/e2e/test_staff_journey.py: the staff journey's failure cases).
+CHANGE_FAULTS, at the end, are the same faults met while changing an existing trunk.
 
 A row with `reply=None` has no mocked form (only the sandbox makes it happen, e.g. a delay that
 outlasts the read timeout), one with `sandbox=None` cannot be injected into the sandbox by a fault
@@ -29,7 +30,14 @@ from trunks.crazytel.errors import (
     ValidationFailed,
 )
 from trunks.models import AuditStatus
-from trunks.provisioning.messages import MESSAGE_REJECTED_KEY, MESSAGE_UNKNOWN, MESSAGE_UNREACHABLE
+from trunks.provisioning.messages import (
+    MESSAGE_CHANGE_UNKNOWN,
+    MESSAGE_CHANGE_UNREACHABLE,
+    MESSAGE_REJECTED_KEY,
+    MESSAGE_TRUNK_MISSING,
+    MESSAGE_UNKNOWN,
+    MESSAGE_UNREACHABLE,
+)
 
 # The sandbox fault that stands for "nothing listens at Crazytel's address any more".
 CLOSED_PORT = {"closed_port": True}
@@ -203,3 +211,111 @@ BY_ID = {fault.id: fault for fault in FAULTS}
 MOCKED = [fault for fault in FAULTS if fault.reply is not None]
 IN_SANDBOX = [fault for fault in FAULTS if fault.sandbox is not None]
 FAILURES = [fault for fault in MOCKED if fault.error is not None]
+
+
+# --- A change to a trunk the portal made (PATCH /sip-trunks/{id}) --------------------------------
+# The same faults, met while changing an existing trunk (trunks.lifecycle), and what its page shows.
+# One row per outcome the issue names; they drive the view level (tests/lifecycle/test_views.py)
+# and the browser (tests/e2e/test_trunk_lifecycle_journey.py). The sandbox applies its "create"
+# fault scope to changes too (both are writes).
+
+
+@dataclass(frozen=True)
+class ChangeFault:
+    id: str
+    # sandbox_faults_set keyword arguments, or CLOSED_PORT (point the tenant at a closed port).
+    sandbox: dict[str, Any]
+    status: AuditStatus
+    # The outcome panel's title and a phrase of its message.
+    heading: str
+    message: str
+    # The form of the trunk's page that meets it ("settings": a new caller ID; "password": a new
+    # password; "suspend"), and the field Crazytel's refusal is shown beside.
+    action: str = "settings"
+    field: str | None = None
+
+    @property
+    def upstream_status(self) -> int | None:
+        """The HTTP status the audit record keeps (None: no answer came)."""
+        return self.sandbox.get("forced_status")
+
+    def __str__(self) -> str:
+        return self.id
+
+
+NOTHING_CHANGED = "Nothing was changed"
+UNCONFIRMED = "Change unconfirmed"
+
+CHANGE_FAULTS = [
+    ChangeFault(
+        "400-number",
+        sandbox={"forced_status": 400},
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message="Crazytel refused a number",
+        field="caller_id_number",
+    ),
+    ChangeFault(
+        "401",
+        sandbox={"forced_status": 401},
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message=MESSAGE_REJECTED_KEY,
+        action="suspend",
+    ),
+    ChangeFault(
+        "404",
+        sandbox={"forced_status": 404},
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message=MESSAGE_TRUNK_MISSING,
+        action="suspend",
+    ),
+    ChangeFault(
+        "422-password",
+        sandbox=BY_ID["422-password"].sandbox,
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message="Crazytel refused the values",
+        action="password",
+        field="password",
+    ),
+    ChangeFault(
+        "429",
+        sandbox=BY_ID["429"].sandbox,
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message="Crazytel is busy; try again in 30 seconds. Nothing was changed.",
+    ),
+    ChangeFault(
+        "500",
+        sandbox=BY_ID["500"].sandbox,
+        status=AuditStatus.UNKNOWN,
+        heading=UNCONFIRMED,
+        message=MESSAGE_CHANGE_UNKNOWN,
+    ),
+    ChangeFault(
+        "html-502",
+        sandbox=BY_ID["html-502"].sandbox,
+        status=AuditStatus.UNKNOWN,
+        heading=UNCONFIRMED,
+        message=MESSAGE_CHANGE_UNKNOWN,
+        action="password",
+    ),
+    ChangeFault(
+        "unreachable",
+        sandbox=CLOSED_PORT,
+        status=AuditStatus.FAILED,
+        heading=NOTHING_CHANGED,
+        message=MESSAGE_CHANGE_UNREACHABLE,
+        action="suspend",
+    ),
+    ChangeFault(
+        # The change was made; the answer came after the portal stopped waiting (READ_TIMEOUT).
+        "timeout-after-sending",
+        sandbox=BY_ID["timeout-after-create"].sandbox,
+        status=AuditStatus.UNKNOWN,
+        heading=UNCONFIRMED,
+        message=MESSAGE_CHANGE_UNKNOWN,
+    ),
+]
