@@ -87,11 +87,6 @@ def test_staff_pages_fit_every_screen_in_both_themes(portal, people, alice):
     check_everywhere(portal, "staff-created")
 
 
-@pytest.mark.xfail(
-    reason="Known since the merge of issues 13/15a/15c: an audit record of a trunk change is wider "
-    "than 390 px (an open follow-up of issue 15); the other pages are still checked here.",
-    strict=False,
-)
 def test_manager_pages_fit_every_screen_in_both_themes(portal, people, mallory):
     portal.login_as(mallory)
     record = people["lost"].pk
@@ -125,11 +120,6 @@ def test_the_audit_filters_fold_behind_one_button_on_a_phone(portal, people, mal
     expect(status).to_be_visible()
 
 
-@pytest.mark.xfail(
-    reason="Known since the merge of issue 15a: a tenant's page (members table and API URL) is "
-    "604 px wide at 390 px (an open follow-up of issue 15).",
-    strict=False,
-)
 def test_admin_pages_fit_every_screen_in_both_themes(portal, people, adam, alice):
     portal.login_as(adam)
     membership = alice.memberships.get()
