@@ -175,3 +175,25 @@ def test_the_theme_toggle_is_remembered_and_drawn_from_the_first_paint(portal, a
     portal.goto("/")
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != background
+
+
+def test_a_tenants_members_are_stacked_rows_on_a_phone(portal, people, adam):
+    """Every member's buttons are on the screen at 390 px, not hidden in a box that scrolls
+    sideways; the table is still a table with column headers for a screen reader."""
+    portal.login_as(adam)
+    page = portal.page
+    page.set_viewport_size({"width": 390, "height": 900})
+    portal.goto("/tenants/alpha/")
+    members = page.locator("#members")
+    for username in ("adam", "mallory", "alice"):
+        row = members.get_by_role("row", name=username)
+        for control in (
+            row.get_by_role("button", name="Change role"),
+            row.get_by_role("link", name=f"Reset password of {username}"),
+            row.get_by_role("link", name=f"Remove {username}"),
+        ):
+            box = control.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (
+                f"{username}'s control is off the screen: {box}"
+            )
+    expect(members.get_by_role("columnheader", name="Last log-in")).to_be_attached()
