@@ -6,7 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import MembershipFactory, UserFactory, audit_attempt
-from trunks.models import Role
+from trunks.lifecycle.services import trunk_change
+from trunks.models import Role, Trunk
+from trunks.provisioning.services import trunk_create
 
 from .browser import page_settled, screenshot
 from .conftest import Portal
@@ -65,7 +67,42 @@ def people(alpha, alice, mallory, adam, bob):
     return {"lost": lost, "done": done}
 
 
-def test_staff_pages_fit_every_screen_in_both_themes(portal, people, alice):
+@pytest.fixture
+def changed_trunk(alpha, alice) -> Trunk:
+    """A trunk alice made on the sandbox, then changed: its page lists the change, whose audit
+    record reads as before → after (long values included)."""
+    made = trunk_create(
+        actor=alice,
+        tenant=alpha,
+        data={
+            "caller_id_number": "61298765432",
+            "password": "Canary9PasswordXyz",
+            "description": "Reception",
+            "enabled": True,
+        },
+        request=None,
+        submission_token="tok-every-page-create",
+    )
+    assert made.succeeded, made
+    trunk = Trunk.objects.get(username=made.record.trunk_username)
+    changed = trunk_change(
+        actor=alice,
+        trunk=trunk,
+        wanted={
+            "description": "The boardroom phone on level 3, beside the projector-and-whiteboard"
+            "-cupboard-that-nobody-ever-opens-because-the-key-went-missing-in-2019",
+            "caller_id_number": "61412345678",
+        },
+        version=trunk.version,
+        submission_token="tok-every-page-change",
+    )
+    assert changed.succeeded, changed
+    trunk.refresh_from_db()
+    trunk.change = changed.record
+    return trunk
+
+
+def test_staff_pages_fit_every_screen_in_both_themes(portal, people, changed_trunk, alice):
     portal.login_as(alice)
     lost = people["lost"]
     visit_all(
@@ -74,6 +111,10 @@ def test_staff_pages_fit_every_screen_in_both_themes(portal, people, alice):
         {
             "home": "/",
             "new-trunk": "/trunks/new/",
+            "trunks": "/trunks/",
+            "trunk": f"/trunks/{changed_trunk.username}/",
+            "bulk": "/trunks/bulk/",
+            "password": "/accounts/password_change/",
             "attempt": f"/trunks/attempts/{lost.uuid}/",
             "forbidden": "/audit/",
             "not-found": "/no/such/page/",
@@ -87,7 +128,7 @@ def test_staff_pages_fit_every_screen_in_both_themes(portal, people, alice):
     check_everywhere(portal, "staff-created")
 
 
-def test_manager_pages_fit_every_screen_in_both_themes(portal, people, mallory):
+def test_manager_pages_fit_every_screen_in_both_themes(portal, people, changed_trunk, mallory):
     portal.login_as(mallory)
     record = people["lost"].pk
     visit_all(
@@ -99,6 +140,7 @@ def test_manager_pages_fit_every_screen_in_both_themes(portal, people, mallory):
             "audit-filtered": "/audit/?status=failed",
             "audit-record": f"/audit/{record}/",
             "audit-record-succeeded": f"/audit/{people['done'].pk}/",
+            "audit-record-change": f"/audit/{changed_trunk.change.pk}/",
             "audit-chart": "/audit/chart/",
         },
     )
@@ -132,6 +174,8 @@ def test_admin_pages_fit_every_screen_in_both_themes(portal, people, adam, alice
             "tenant": "/tenants/alpha/",
             "tenant-edit": "/tenants/alpha/edit/",
             "member-remove": f"/tenants/alpha/members/{membership.pk}/remove/",
+            "member-password": f"/tenants/alpha/members/{membership.pk}/password/",
+            "deactivate": "/tenants/alpha/deactivate/",
             "confirm-password": "/accounts/confirm-password/",
         },
     )
