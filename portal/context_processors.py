@@ -32,9 +32,12 @@ def _nav_items(request, user) -> list[dict]:
     for label, url_name, needed in NAV_ITEMS:
         if best is None or not best.includes(needed):
             continue
-        url = reverse(url_name)
-        active = request.path.startswith(url)
-        items.append({"label": label, "url": url, "active": active})
+        items.append({"label": label, "url": reverse(url_name), "active": False})
+    # One item is the current page's: the longest URL the path starts with (/trunks/new/ is
+    # "New trunk", not also "Trunks").
+    matching = [item for item in items if request.path.startswith(item["url"])]
+    if matching:
+        max(matching, key=lambda item: len(item["url"]))["active"] = True
     return items
 
 
