@@ -122,6 +122,10 @@ LONGEST_CALL = 2 + 5
 PENDING_EXPIRE_AFTER = timedelta(seconds=LONGEST_CALL + 1)
 QUIET_AFTER = timedelta(seconds=max(LONGEST_CALL, WINDOW) + 3)
 ROWS = 200
+# The job is waited for as long as it moves (a loaded machine: 200 rows took 110 s at a load of 30
+# on 2 CPUs, 220 s at 35); it fails when no create call reaches the sandbox for this long (the
+# longest quiet stretch is the killed worker's: the sweeps' thresholds, then a worker's pick-up).
+STALLED_AFTER = 120
 # When (by the number of create calls the sandbox has seen) each fault is set for the next call.
 # "500": Crazytel's error; "drop": the connection closed without an answer; "429": Too Many Requests
 # with Retry-After; "lost": the trunk is created but the answer comes after the portal's read
@@ -253,10 +257,24 @@ def test_two_workers_with_faults_and_a_killed_worker_account_for_every_row(
     faults = list(FAULTS)
     killed: dict = {}
     swept_at = 0.0
+    started = time.monotonic()
+    progress = {"calls": -1, "at": time.monotonic()}
 
     def step():
-        """One look: set the next fault when due, kill the sender of the held call, sweep."""
+        """One look: set the next fault when due, kill the sender of the held call, sweep; fail
+        once nothing has moved for STALLED_AFTER (a slow machine is waited for, a stuck job not)."""
         nonlocal swept_at
+        calls, now = upstream.create_calls(), time.monotonic()
+        if calls != progress["calls"]:
+            progress.update(calls=calls, at=now)
+        elif now - progress["at"] > STALLED_AFTER:
+            job.refresh_from_db()
+            counts = Counter(r.status for r in job.rows.all())
+            _story_print(job, upstream, started)
+            pytest.fail(
+                f"no create call for {STALLED_AFTER} s after {calls}: job {job.status} "
+                f"({job.paused_reason}), rows {dict(counts)}"
+            )
         if faults and upstream.create_calls() >= faults[0][0] and upstream.injected_taken():
             _, kind, settings_ = faults.pop(0)
             upstream.inject(**settings_)
@@ -281,9 +299,8 @@ def test_two_workers_with_faults_and_a_killed_worker_account_for_every_row(
             swept_at = time.monotonic()
         return _ended(job)
 
-    started = time.monotonic()
     try:
-        wait_until(step, timeout=180, what="the job to end")
+        wait_until(step, timeout=30 * 60, what="the job to end")  # bounded by STALLED_AFTER
         took = time.monotonic() - started
         wait_until(colleague_done.is_set, what="the colleague's reads")
     finally:
