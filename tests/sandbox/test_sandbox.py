@@ -539,6 +539,48 @@ def test_a_fault_can_apply_to_a_number_of_requests_only(api, sandbox_account):
     assert sandbox_account.fault_remaining == 0
 
 
+def test_a_request_answers_with_the_faults_set_when_it_counts_one_down(
+    api, sandbox_account, monkeypatch
+):
+    """A request loads its account, then counts a fault down: faults replaced in between (the next
+    fault of a test, an admin's change) are answered as they are now, never as the old settings
+    with the new count (found by the bulk fault test: a 429 answered where a lost answer was set)."""
+    from trunks.sandbox import views
+
+    sandbox_faults_set(account=sandbox_account, forced_status=429, fault_remaining=1)
+    assert api.create(**valid(sandbox_account)).status_code == 429
+    real = views._fault_applies
+
+    def replaced_meanwhile(account, kind):
+        # This request's account says 429 (spent); the next fault is set before it counts down.
+        sandbox_faults_set(
+            account=SandboxAccount.objects.get(pk=account.pk),
+            forced_status=None,
+            retry_after=None,
+            drop_connection=False,
+            html_error=True,
+            fault_remaining=1,
+        )
+        return real(account, kind)
+
+    monkeypatch.setattr(views, "_fault_applies", replaced_meanwhile)
+    response = api.create(**valid(sandbox_account))
+    assert response.status_code == 502 and b"nginx" in response.content
+    sandbox_account.refresh_from_db()
+    assert sandbox_account.fault_remaining == 0
+    monkeypatch.setattr(views, "_fault_applies", real)
+    assert api.create(**valid(sandbox_account)).status_code == 200
+
+
+def test_faults_cleared_while_a_request_arrives_do_not_apply_to_it(sandbox_account):
+    stale = SandboxAccount.objects.get(pk=sandbox_account.pk)
+    sandbox_faults_set(account=sandbox_account, forced_status=500)
+    stale.forced_status = 500  # as loaded just before the faults were cleared
+    sandbox_faults_clear(account=sandbox_account)
+    assert services.sandbox_fault_consume(account=stale, kind="create") is False
+    assert stale.forced_status is None
+
+
 def test_clearing_faults_restores_a_well_behaved_crazytel(api, sandbox_account):
     sandbox_faults_set(
         account=sandbox_account,

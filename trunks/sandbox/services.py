@@ -7,7 +7,7 @@ import time
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from .models import SandboxAccount, SandboxRateWindow, SandboxTrunk
+from .models import FaultScope, SandboxAccount, SandboxRateWindow, SandboxTrunk
 
 # Area-code prefixes of Australian landlines (NSW/ACT, VIC/TAS, QLD, SA/WA/NT) and their places.
 _LANDLINES = [
@@ -85,14 +85,42 @@ def sandbox_faults_clear(*, account: SandboxAccount) -> SandboxAccount:
     return sandbox_faults_set(account=account, **defaults)
 
 
-def sandbox_fault_consume(*, account: SandboxAccount) -> bool:
-    """Whether the faults apply to this request, counting down `fault_remaining` atomically."""
-    if account.fault_remaining is None:
-        return True
-    updated = SandboxAccount.objects.filter(pk=account.pk, fault_remaining__gt=0).update(
-        fault_remaining=F("fault_remaining") - 1
-    )
-    return bool(updated)
+def sandbox_fault_consume(*, account: SandboxAccount, kind: str) -> bool:
+    """Whether the faults apply to this request (`kind`: "create" or "read"), counting down
+    `fault_remaining` atomically.
+
+    The fault settings are read again under the row lock that counts down, and copied onto
+    `account`: a request loads its account before this, and faults changed in between (the admin,
+    a test setting the next fault) must not be answered with the old settings and the new count.
+    """
+    with transaction.atomic():
+        current = (
+            SandboxAccount.objects.select_for_update()
+            .filter(pk=account.pk)
+            .values(*SandboxAccount.FAULT_FIELDS)
+            .first()
+        )
+        if current is None:
+            return False
+        for name, value in current.items():
+            setattr(account, name, value)
+        scope = account.fault_scope
+        in_scope = (
+            scope == FaultScope.ALL
+            or (scope == FaultScope.CREATE and kind == "create")
+            or (scope == FaultScope.READS and kind == "read")
+        )
+        if not account.has_faults or not in_scope:
+            return False
+        if account.fault_remaining is None:
+            return True
+        if account.fault_remaining <= 0:
+            return False
+        SandboxAccount.objects.filter(pk=account.pk).update(
+            fault_remaining=F("fault_remaining") - 1
+        )
+        account.fault_remaining -= 1
+    return True
 
 
 def sandbox_rate_limit_hit(*, account: SandboxAccount, now: float | None = None) -> float | None:

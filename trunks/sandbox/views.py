@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from trunks.crazytel.contract import TRUNK_BOOL_DEFAULTS, number_is_mobile_sender
 
-from .models import FaultScope, NumbersShape, SandboxAccount, SandboxTrunk
+from .models import NumbersShape, SandboxAccount, SandboxTrunk
 from .services import sandbox_fault_consume, sandbox_rate_limit_hit, sandbox_username_new
 
 logger = logging.getLogger(__name__)
@@ -112,15 +112,11 @@ def dropped_connection(request) -> StreamingHttpResponse:
 
 
 def _fault_applies(account: SandboxAccount, kind: str) -> bool:
+    """Whether this request gets the account's faults; `account` then holds their settings as
+    they are now (read again with the countdown)."""
     if not account.has_faults:
-        return False
-    scope = account.fault_scope
-    in_scope = (
-        scope == FaultScope.ALL
-        or (scope == FaultScope.CREATE and kind == "create")
-        or (scope == FaultScope.READS and kind == "read")
-    )
-    return in_scope and sandbox_fault_consume(account=account)
+        return False  # faults set while this request arrived apply from the next one
+    return sandbox_fault_consume(account=account, kind=kind)
 
 
 def _fault_response(request, account: SandboxAccount):
