@@ -107,7 +107,10 @@ def run(ctx) -> list[Figure]:
     upstream_per_row = second["upstream_ms"] / rows
     cpu_per_row = (second["cpu_ms"] - second["upstream_cpu_ms"]) / rows
     growth = second["peak_rss_mb"] - first["peak_rss_mb"]
-    calls = f"{second['calls']} upstream calls for {rows} rows ({second['creates']} creates)"
+    calls = (
+        f"{second['calls']} upstream calls for {rows} rows ({second['creates']} creates), "
+        f"{second['queries'] / rows:.1f} SQL statements per row"
+    )
     return [
         figure(
             SECTION,

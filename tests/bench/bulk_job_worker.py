@@ -56,12 +56,16 @@ def job_work(job_id: int, timer: UpstreamTimer) -> dict:
     from trunks.bulk.services import bulk_job_confirm, bulk_job_counts
     from trunks.models import BulkJob
 
+    from .portal import queries_during
+
     job = BulkJob.objects.select_related("owner").get(pk=job_id)
     bulk_job_confirm(actor=job.owner, job=job)  # queued: the worker finds it in the database
     before = timer.snapshot()
     wall, cpu = time.perf_counter_ns(), time.process_time_ns()
-    call_command(
-        "worker", "--batch", "--no-startup-delay", "--no-scheduler", "--no-reload", verbosity=0
+    queries = queries_during(
+        lambda: call_command(
+            "worker", "--batch", "--no-startup-delay", "--no-scheduler", "--no-reload", verbosity=0
+        )
     )
     wall_ms = (time.perf_counter_ns() - wall) / 1e6
     cpu_ms = (time.process_time_ns() - cpu) / 1e6
@@ -77,6 +81,7 @@ def job_work(job_id: int, timer: UpstreamTimer) -> dict:
         "upstream_cpu_ms": after["cpu_ms"] - before["cpu_ms"],
         "creates": after["creates"] - before["creates"],
         "calls": after["calls"] - before["calls"],
+        "queries": queries,
         "peak_rss_mb": peak_rss_mb(),
     }
 
