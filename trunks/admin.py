@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .errors import NotPermitted, PortalError
-from .models import AuditRecord, Membership, Tenant
+from .models import AuditRecord, Membership, Tenant, Trunk
 from .reauth import reauth_is_fresh, reauth_redirect
 from .tenants import members, services
 from .tenants.services import (
@@ -243,6 +243,38 @@ class AuditRecordAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["trunk_username", "description", "caller_id_number", "actor_username"]
     ordering = ["-started_at", "-id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Trunk)
+class TrunkAdmin(admin.ModelAdmin):
+    """Read-only: a trunk changes through its page in the portal (sent to Crazytel, audited)."""
+
+    list_display = [
+        "username",
+        "tenant",
+        "description",
+        "caller_id_number",
+        "enabled",
+        "state",
+        "created_by_username",
+        "created_at",
+    ]
+    list_filter = ["enabled", "state", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["username", "description", "caller_id_number"]
+    ordering = ["-created_at", "-id"]
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]

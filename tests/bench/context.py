@@ -21,6 +21,8 @@ class Context:
         self._portal: Gunicorn | None = None
         self._audit_rows: int | None = None
         self.audit_generation_note = ""
+        self._trunk_rows: int | None = None
+        self.trunk_generation_note = ""
         self.errors = 0
 
     def error(self, exc: BaseException) -> None:
@@ -119,7 +121,12 @@ class Context:
         else:
             self.log(f"generating {wanted - have:,} audit records with audit_generate")
             started = time.monotonic()
-            call_command("audit_generate", count=wanted - have, stdout=io.StringIO())
+            call_command(
+                "audit_generate",
+                count=wanted - have,
+                tenants=self.config.bench_tenants,
+                stdout=io.StringIO(),
+            )
             elapsed = time.monotonic() - started
             self.audit_generation_note = (
                 f"audit_generate wrote {wanted - have:,} in {elapsed:.0f} s, "
@@ -128,3 +135,37 @@ class Context:
             self.log(self.audit_generation_note)
         self._audit_rows = AuditRecord.objects.count()
         return self._audit_rows
+
+    # --- the trunk table -------------------------------------------------------------------------
+
+    def trunk_records(self) -> int:
+        """Make sure the trunk table holds `trunk_rows` trunks, topped up by `trunk_generate`."""
+        from django.core.management import call_command, get_commands
+
+        from trunks.models import Trunk
+
+        if self._trunk_rows is not None:
+            return self._trunk_rows
+        if "trunk_generate" not in get_commands():
+            raise FeatureMissing("trunk_generate")
+        wanted = self.config.trunk_rows
+        have = Trunk.objects.count()
+        if have >= wanted:
+            self.trunk_generation_note = "kept from an earlier run (--keep-db)"
+        else:
+            self.log(f"generating {wanted - have:,} trunks with trunk_generate")
+            started = time.monotonic()
+            call_command(
+                "trunk_generate",
+                count=wanted - have,
+                tenants=self.config.bench_tenants,
+                stdout=io.StringIO(),
+            )
+            elapsed = time.monotonic() - started
+            self.trunk_generation_note = (
+                f"trunk_generate wrote {wanted - have:,} in {elapsed:.1f} s, "
+                f"{(wanted - have) / elapsed:,.0f}/s"
+            )
+            self.log(self.trunk_generation_note)
+        self._trunk_rows = Trunk.objects.count()
+        return self._trunk_rows

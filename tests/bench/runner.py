@@ -26,6 +26,9 @@ class Config:
     wrk_seconds: float
     budget_seconds: float
     budget_staff: int = 10
+    trunk_rows: int = 100_000  # trunks in the table /trunks/ pages through (section 7)
+    bulk_rows: tuple[int, int] = (100, 1000)  # the bulk jobs a worker runs, small then large (8)
+    bench_tenants: int = 20  # tenants (8 people each) the generated records spread over
     export_runs: int = 3  # each export (and its reference) runs this many times, in fresh processes
     server_workers: int = 2  # gunicorn workers of each server the bench starts
     keep_db: bool = False
@@ -53,6 +56,8 @@ MODES = {
         wrk_seconds=5,
         budget_seconds=15,
         export_runs=2,
+        trunk_rows=5_000,
+        bulk_rows=(50, 300),
     ),
     # The smoke test's sizes: every code path, no meaningful numbers, as little CPU as will do
     # (one gunicorn worker per server, two staff for a second and a half: still concurrent).
@@ -66,6 +71,10 @@ MODES = {
         export_runs=1,
         budget_staff=2,
         server_workers=1,
+        trunk_rows=200,
+        bulk_rows=(3, 12),
+        # Each bench tenant is 8 users and memberships made one by one: 2 tenants is every path.
+        bench_tenants=2,
     ),
 }
 
@@ -91,6 +100,7 @@ def parse_args(argv: list[str]) -> Config:
         help="tiny sizes (the smoke test)",
     )
     parser.add_argument("--rows", type=int, help="audit records to generate (full: 1,000,000)")
+    parser.add_argument("--trunks", type=int, help="trunks to generate (full: 100,000)")
     parser.add_argument("--repeats", type=int, help="timed repeats per in-process figure")
     parser.add_argument("--only", default="", help="comma-separated sections to run, e.g. 1,3")
     parser.add_argument(
@@ -111,6 +121,8 @@ def parse_args(argv: list[str]) -> Config:
         values["audit_rows"] = args.rows
     if args.repeats is not None:
         values["repeats"] = args.repeats
+    if args.trunks is not None:
+        values["trunk_rows"] = args.trunks
     config = Config(mode=mode_name, keep_db=args.keep_db, db_name=args.db_name, **values)
     if args.json:
         config.json_path = args.json
@@ -165,10 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     environment.django_setup()
     environment.collect_static()
 
-    from . import audit_scale, create_overhead, export, form_page, throughput, upstream_budget
+    from . import (
+        audit_scale,
+        bulk_job,
+        create_overhead,
+        export,
+        form_page,
+        throughput,
+        trunk_scale,
+        upstream_budget,
+    )
     from .context import Context
 
-    sections = [form_page, create_overhead, audit_scale, export, throughput, upstream_budget]
+    sections = [
+        form_page,
+        create_overhead,
+        audit_scale,
+        export,
+        throughput,
+        upstream_budget,
+        trunk_scale,
+        bulk_job,
+    ]
     if config.only:
         sections = [s for s in sections if s.SECTION in config.only]
 

@@ -55,7 +55,7 @@ def test_bench_smoke_run_reports_every_figure(tmp_path):
     figures = results["figures"]
     assert results["meta"]["mode"] == "smoke"
     sections = {f["section"] for f in figures}
-    assert sections == {"1", "2", "3", "4", "5", "6"}
+    assert sections == {"1", "2", "3", "4", "5", "6", "7", "8"}
     for fig in figures:
         if fig["value"] is None:
             assert fig["note"].startswith(ACCEPTED_GAPS), fig

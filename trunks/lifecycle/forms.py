@@ -4,6 +4,7 @@ labels, number selects, password rules, one-time token and checks, from the same
 
 from django import forms
 
+from trunks.audit.filters import QuickSelect
 from trunks.provisioning.fields import StrictBooleanField
 from trunks.provisioning.forms import TrunkCreateForm
 
@@ -83,11 +84,16 @@ class TrunkFilterForm(forms.Form):
         help_text="Username, description, or a caller ID as dialled",
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "CT123456, 02 9876 5432…"}),
     )
-    state = forms.ChoiceField(label="State", required=False, choices=STATE_CHOICES)
-    creator = forms.TypedChoiceField(
-        label="Created by", required=False, coerce=int, empty_value=None
+    # The menus are rendered in Python (QuickSelect): a superuser's "Created by" lists everyone.
+    state = forms.ChoiceField(
+        label="State", required=False, choices=STATE_CHOICES, widget=QuickSelect
     )
-    tenant = forms.TypedChoiceField(label="Tenant", required=False, coerce=int, empty_value=None)
+    creator = forms.TypedChoiceField(
+        label="Created by", required=False, coerce=int, empty_value=None, widget=QuickSelect
+    )
+    tenant = forms.TypedChoiceField(
+        label="Tenant", required=False, coerce=int, empty_value=None, widget=QuickSelect
+    )
 
     def __init__(self, *args, tenants=(), creators=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -46,7 +46,8 @@ def trunk_filter(
     state, creator and tenant."""
     q = (q or "").strip()
     if q:
-        match = Q(username__iexact=q) | Q(description__icontains=q)
+        # Usernames are kept as Crazytel writes them (upper case): an exact match uses the index.
+        match = Q(username=q.upper()) | Q(description__icontains=q)
         digits = _digits(q)
         if len(digits) >= 6:
             # As dialled nationally (0…) or internationally (61…): Crazytel lists 61… numbers.

@@ -53,7 +53,7 @@ class Trunk(models.Model):
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="trunks_created",
+        related_name="trunks_created", db_index=False,  # trunk_creator starts with it
     )  # fmt: skip
     created_by_username = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField()
@@ -77,10 +77,18 @@ class Trunk(models.Model):
             models.Index(fields=["tenant", "-created_at", "-id"], name="trunk_tenant_created"),
             models.Index(fields=["-created_at", "-id"], name="trunk_created"),
             models.Index(fields=["created_by", "-created_at", "-id"], name="trunk_creator"),
+            # One person's suspended (or enabled) trunks: read in order, not all theirs sorted.
+            models.Index(
+                fields=["created_by", "enabled", "-created_at", "-id"],
+                name="trunk_creator_enabled",
+            ),
             models.Index(
                 fields=["tenant", "enabled", "-created_at", "-id"], name="trunk_tenant_enabled"
             ),
             models.Index(fields=["caller_id_number"], name="trunk_caller_id"),
+            # Free text matches a number as caller ID or SMS sender: both indexed, so PostgreSQL
+            # can OR them with the username and the description's trigram index (migration 0013).
+            models.Index(fields=["sms_sender"], name="trunk_sms_sender"),
         ]
 
     def __str__(self) -> str:

@@ -71,6 +71,25 @@ def _db_value(column: str, value):
     return value
 
 
+def bench_tenant_ensure(i: int, users_per_tenant: int):
+    """Bench tenant `i` (bench-01…) and its people (bench01-user01… ; the first a manager)."""
+    tenant, _ = Tenant.objects.get_or_create(
+        slug=f"bench-{i:02d}", defaults={"name": f"Bench tenant {i:02d}"}
+    )
+    User = get_user_model()
+    users = []
+    for j in range(1, users_per_tenant + 1):
+        user, created = User.objects.get_or_create(username=f"bench{i:02d}-user{j:02d}")
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        Membership.objects.get_or_create(
+            user=user, tenant=tenant, defaults={"role": Role.MANAGER if j == 1 else Role.STAFF}
+        )
+        users.append(user)
+    return tenant, users
+
+
 class Command(BaseCommand):
     help = (
         "Generate COUNT realistic, sealed audit records spread over --tenants bench tenants and "
@@ -92,7 +111,7 @@ class Command(BaseCommand):
             )
         rng = random.Random(seed)  # noqa: S311 -- reproducible test data, not secrets
         began = time.monotonic()
-        tenant_rows = [self._tenant(i, users_per_tenant) for i in range(1, tenants + 1)]
+        tenant_rows = [bench_tenant_ensure(i, users_per_tenant) for i in range(1, tenants + 1)]
         per_tenant = [count // tenants + (1 if i < count % tenants else 0) for i in range(tenants)]
         written = 0
         for (tenant, users), n in zip(tenant_rows, per_tenant, strict=True):
@@ -112,23 +131,6 @@ class Command(BaseCommand):
                 f"({written / max(elapsed, 0.001):,.0f}/s)."
             )
         )
-
-    def _tenant(self, i: int, users_per_tenant: int):
-        tenant, _ = Tenant.objects.get_or_create(
-            slug=f"bench-{i:02d}", defaults={"name": f"Bench tenant {i:02d}"}
-        )
-        User = get_user_model()
-        users = []
-        for j in range(1, users_per_tenant + 1):
-            user, created = User.objects.get_or_create(username=f"bench{i:02d}-user{j:02d}")
-            if created:
-                user.set_unusable_password()
-                user.save(update_fields=["password"])
-            Membership.objects.get_or_create(
-                user=user, tenant=tenant, defaults={"role": Role.MANAGER if j == 1 else Role.STAFF}
-            )
-            users.append(user)
-        return tenant, users
 
     def _generate_tenant(self, tenant, users, n, days, rng, batch_size) -> int:
         now = timezone.now()
