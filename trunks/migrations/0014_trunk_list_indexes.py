@@ -30,7 +30,7 @@ def trigram_index_drop(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("trunks", "0012_audit_kinds_bulk"),
+        ("trunks", "0013_invitation_withdrawn"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
