@@ -351,8 +351,11 @@ CRAZYTEL_NUMBERS_CACHE_TTL = env.int("CRAZYTEL_NUMBERS_CACHE_TTL", default=300)
 # How long the audit log's chart counts and "Who" menu are shared between readers (seconds; the
 # chart's counts are also dropped whenever a record is written). 0 turns the sharing off.
 AUDIT_CACHE_SECONDS = env.int("AUDIT_CACHE_SECONDS", default=60)
-# Crazytel allows 60 requests/minute per key; keep a little headroom.
-CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", default=55)
+# Crazytel allows 60 requests/minute per key. The headroom is in time, not in count: each token
+# comes back CRAZYTEL_RATE_LIMIT_GUARD seconds after its window, which covers the spread between
+# a token's grant and the request's arrival at Crazytel (trunks.crazytel.ratelimit; issue 17).
+CRAZYTEL_RATE_LIMIT_PER_MINUTE = env.int("CRAZYTEL_RATE_LIMIT_PER_MINUTE", default=60)
+CRAZYTEL_RATE_LIMIT_GUARD = env.float("CRAZYTEL_RATE_LIMIT_GUARD", default=1.0)
 # The window those requests are counted in (seconds; tests shorten it), and how long a request may
 # wait for a token before the person is told when to retry.
 CRAZYTEL_RATE_LIMIT_WINDOW = env.float("CRAZYTEL_RATE_LIMIT_WINDOW", default=60.0)
