@@ -135,7 +135,19 @@ WSGI_APPLICATION = "portal.wsgi.application"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+# Persistent connections on PostgreSQL (issue 17): opening one costs the server a new backend
+# process and the request a few milliseconds, which every page (and /healthz) paid when each request
+# opened its own. Django keeps one connection per thread: per gunicorn worker (sync) or per worker
+# thread (gthread, portal/gunicorn_conf.py), closes it at the end of a request once it is older
+# than CONN_MAX_AGE or broken, and with CONN_HEALTH_CHECKS tests a reused one before the request's
+# first query (a restarted database costs one reconnect, not an error page). SQLite opens a file:
+# nothing to keep.
+_db_engine = DATABASES["default"]["ENGINE"]
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE",
+    env.int("DATABASE_CONN_MAX_AGE", default=60 if "postgresql" in _db_engine else 0),
+)
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env_bool("DATABASE_CONN_HEALTH_CHECKS", True))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the dev server and a test's live server share the file safely.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
