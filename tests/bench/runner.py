@@ -25,6 +25,7 @@ class Config:
     audit_repeats: int
     wrk_seconds: float
     budget_seconds: float
+    wrk_rounds: int = 3  # rounds of /healthz, form, audit under wrk, in turn (medians)
     budget_staff: int = 10
     export_runs: int = 3  # each export (and its reference) runs this many times, in fresh processes
     server_workers: int = 2  # gunicorn workers of each server the bench starts
@@ -66,6 +67,7 @@ MODES = {
         export_runs=1,
         budget_staff=2,
         server_workers=1,
+        wrk_rounds=1,
     ),
 }
 
