@@ -186,6 +186,12 @@ def run(ctx) -> list[Figure]:
                     if elapsed >= 60
                     else "; shorter than a minute, so the window is the whole run"
                 )
+                + (
+                    f"; the portal received fewer create POSTs than Crazytel's {CRAZYTEL_PER_MINUTE} "
+                    "a minute (a slow or busy machine): the budget was not what limited them"
+                    if demand < CRAZYTEL_PER_MINUTE
+                    else ""
+                )
             ),
         ),
         figure(
