@@ -80,7 +80,7 @@ def crazytel_rate_limit_check(app_configs=None, **kwargs):
             Warning(
                 f"The rate limit allows {per_minute} requests per {window:g} s, more than "
                 "Crazytel's 60 a minute: Crazytel will answer 429.",
-                hint="Keep a little headroom, e.g. CRAZYTEL_RATE_LIMIT_PER_MINUTE=55.",
+                hint="At most 60 a minute; CRAZYTEL_RATE_LIMIT_GUARD keeps the headroom.",
                 id="portal.W003",
             )
         ]

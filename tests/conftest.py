@@ -53,6 +53,18 @@ def _rate_limiter_keys_per_worker():
     cache.clear()  # this worker's keys only (tests/isolation.py): nothing left in a shared Redis
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _other_backends_ended_before_the_database_is_dropped(django_db_setup, django_db_blocker):
+    """On PostgreSQL the portal keeps its connections (CONN_MAX_AGE, issue 17): a gunicorn or a
+    worker a test left running would hold one open for good, and Django's DROP DATABASE at the end
+    of the session would fail. Set up after the test database, so ended before it is dropped."""
+    yield
+    from .processes import other_backends_end
+
+    with django_db_blocker.unblock():
+        other_backends_end()
+
+
 @pytest.fixture
 def password():
     return DEFAULT_PASSWORD

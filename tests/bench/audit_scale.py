@@ -6,6 +6,7 @@ issue's own example); the deep page starts half-way through the table — in the
 paging link with a cursor taken from the middle record, in the admin as the page number there.
 """
 
+import os
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .harness import Figure, Target, all_of, at_most, figure, interleaved_ms, median, ratio_at_most
@@ -13,15 +14,17 @@ from .portal import parse_page, queries_during, url_for
 
 SECTION = "3"
 FIGURES = [
-    ("audit first page: server time", "ms", "≤ 150 ms and ratio ≤ 0.2"),
-    ("audit filtered page (one actor, failed): server time", "ms", "≤ 150 ms and ratio ≤ 0.2"),
-    ("audit deep page (half-way): server time", "ms", "≤ 150 ms and ratio ≤ 0.2"),
+    ("audit first page: server time", "ms", "≤ 150 ms and ratio ≤ 0.1"),
+    ("audit filtered page (one actor, failed): server time", "ms", "≤ 150 ms and ratio ≤ 0.1"),
+    ("audit deep page (half-way): server time", "ms", "≤ 150 ms and ratio ≤ 0.1"),
     (
         "audit queries per page, most of first/filtered/deep",
         "queries",
-        "first = deep, none per row",
+        "first = filtered = deep, none per row",
     ),
 ]
+# Issue 17: at least ten times faster than the admin's changelist on every page.
+RATIO_AT_MOST = 0.1
 ADMIN_PAGE_SIZE = 100  # Django admin's list_per_page default
 
 
@@ -33,7 +36,10 @@ def _get(client, url: str):
 
 
 def _queries(client, url: str) -> int:
-    return queries_during(lambda: _get(client, url))
+    """The page's own queries: the fewest of three views. Once a minute a view also saves the
+    session and refills the "Who" list: on a busy machine, where a view takes a second, that
+    falls on whichever page is being counted."""
+    return min(queries_during(lambda: _get(client, url)) for _ in range(3))
 
 
 def _with(url: str, **params) -> str:
@@ -126,6 +132,7 @@ def run(ctx) -> list[Figure]:
         note = f"{portal[variant]} vs {admin[variant]}"
         if variant == "first":
             note += f"; {rows:,} records ({ctx.audit_generation_note})"
+        note += f"; load average {os.getloadavg()[0]:.1f}"
         figures.append(
             figure(
                 SECTION,
@@ -134,7 +141,7 @@ def run(ctx) -> list[Figure]:
                 "ms",
                 reference=median(samples["admin"]),
                 reference_label="admin changelist",
-                target=all_of(at_most(150, "ms"), ratio_at_most(0.2)),
+                target=all_of(at_most(150, "ms"), ratio_at_most(RATIO_AT_MOST)),
                 note=note,
                 samples=samples["portal"],
             )
@@ -149,10 +156,10 @@ def run(ctx) -> list[Figure]:
             reference=max(admin_queries.values()),
             reference_label="admin, most on a page",
             compare=False,
-            # Depth must not cost queries, and a page must not cost one per row (N+1).
+            # Neither depth nor filters may cost queries, nor a page one per row (N+1).
             target=Target(
-                f"first = deep, < {page_size} (none per row)",
-                lambda f: queries["first"] == queries["deep"] and f.value < page_size,
+                f"first = filtered = deep, < {page_size} (none per row)",
+                lambda f: len(set(queries.values())) == 1 and f.value < page_size,
             ),
             note="portal {} / admin {} (first/filtered/deep)".format(
                 "/".join(str(queries[v]) for v in queries),

@@ -25,6 +25,7 @@ class Config:
     audit_repeats: int
     wrk_seconds: float
     budget_seconds: float
+    wrk_rounds: int = 3  # rounds of /healthz, form, audit under wrk, in turn (medians)
     budget_staff: int = 10
     trunk_rows: int = 100_000  # trunks in the table /trunks/ pages through (section 7)
     bulk_rows: tuple[int, int] = (100, 1000)  # the bulk jobs a worker runs, small then large (8)
@@ -75,6 +76,7 @@ MODES = {
         bulk_rows=(3, 12),
         # Each bench tenant is 8 users and memberships made one by one: 2 tenants is every path.
         bench_tenants=2,
+        wrk_rounds=1,
     ),
 }
 

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 
-from .harness import Figure, at_most, figure
+from .harness import Figure, Target, at_most, figure
 from .portal import (
     USERNAME_RE,
     logged_in_client,
@@ -26,21 +26,28 @@ from .portal import (
 )
 
 SECTION = "6"
+# Issue 17: of Crazytel's 60 calls a minute, at least 58 go to real work, and none is refused.
+CRAZYTEL_PER_MINUTE = 60
+USABLE_AT_LEAST = 58
 FIGURES = [
-    ("upstream calls in the busiest 60 s (staff of one tenant)", "calls", "≤ 60"),
+    (
+        "upstream calls doing work in the busiest 60 s (staff of one tenant)",
+        "calls",
+        f"≥ {USABLE_AT_LEAST} and ≤ {CRAZYTEL_PER_MINUTE}, no 429",
+    ),
     ("verified-numbers calls per form view", "calls/view", "≤ 0.05"),
 ]
-LINE_RE = re.compile(r'^\[([^\]]+)\] "(\w+) (\S+)')
+LINE_RE = re.compile(r'^\[([^\]]+)\] "(\w+) (\S+)[^"]*" (\d{3})')
 
 
-def sandbox_requests(lines: list[str]) -> list[tuple[float, str]]:
-    """(epoch seconds, path) of every API request in the sandbox's access log."""
+def sandbox_requests(lines: list[str]) -> list[tuple[float, str, int]]:
+    """(epoch seconds, path, status) of every API request in the sandbox's access log."""
     calls = []
     for line in lines:
         match = LINE_RE.match(line)
         if match and "/sandbox/api/" in match.group(3):
             when = dt.datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z").timestamp()
-            calls.append((when, match.group(3)))
+            calls.append((when, match.group(3), int(match.group(4))))
     return sorted(calls)
 
 
@@ -138,9 +145,11 @@ def run(ctx) -> list[Figure]:
 
     time.sleep(0.5)  # gunicorn writes its access log line just after answering
     calls = sandbox_requests(sandbox.access_lines())
-    times = [t for t, _ in calls]
-    numbers_calls = sum(1 for _, path in calls if "verified-cli" in path)
-    creates_upstream = sum(1 for _, path in calls if "sip-trunks" in path)
+    refused_upstream = sum(1 for _, _, status in calls if status == 429)
+    # Real work: every call Crazytel served (creates and number lists). A 429 is a wasted call.
+    worked = [t for t, _, status in calls if status != 429]
+    numbers_calls = sum(1 for _, path, _ in calls if "verified-cli" in path)
+    creates_upstream = sum(1 for _, path, _ in calls if "sip-trunks" in path)
     views = sum(s.views for s in staff)
     posts = sum(s.posts for s in staff)
     created = sum(s.created for s in staff)
@@ -149,23 +158,39 @@ def run(ctx) -> list[Figure]:
     without_numbers = sum(s.without_numbers for s in staff)
     window = min(60.0, elapsed)
     demand = posts / elapsed * window  # create POSTs the portal received per window, on average
+    busiest_all = busiest_window([t for t, _, _ in calls])
+    usable = busiest_window(worked)
     return [
         figure(
             SECTION,
             FIGURES[0][0],
-            busiest_window(times),
+            usable,
             "calls",
             reference=demand,
             reference_label=f"create POSTs to the portal per {window:.0f} s",
-            target=at_most(60),
+            target=Target(
+                FIGURES[0][2],
+                lambda f: (
+                    f.value >= USABLE_AT_LEAST
+                    and busiest_all <= CRAZYTEL_PER_MINUTE
+                    and refused_upstream == 0
+                ),
+            ),
             note=(
                 f"{len(staff)} staff, {elapsed:.0f} s: {posts} create POSTs → {creates_upstream} creates and "
-                f"{numbers_calls} number lists upstream; {created} trunks made, {refused} told to "
+                f"{numbers_calls} number lists upstream, {refused_upstream} answered 429 (busiest 60 s: "
+                f"{busiest_all} calls in all); {created} trunks made, {refused} told to "
                 f"wait, {failed} server errors, {without_numbers} forms without numbers"
                 + (
                     ""
                     if elapsed >= 60
                     else "; shorter than a minute, so the window is the whole run"
+                )
+                + (
+                    f"; the portal received fewer create POSTs than Crazytel's {CRAZYTEL_PER_MINUTE} "
+                    "a minute (a slow or busy machine): the budget was not what limited them"
+                    if demand < CRAZYTEL_PER_MINUTE
+                    else ""
                 )
             ),
         ),

@@ -6,9 +6,14 @@ database's (trunks.tenants.upstream.DatabaseBackend, one row changed only under 
 there is no Redis. Never a per-process cache. This module knows no database and no tenant. The state's name is an HMAC
 of the API key under a key derived from SECRET_KEY, so neither Redis nor the database holds the key.
 
-The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token comes back exactly one
-window after it was spent (a sliding-window log). A classic bucket that refills at a constant rate
-lets up to twice its size through in some 60-second window; this one never lets more than its size.
+The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token comes back one window
+plus CRAZYTEL_RATE_LIMIT_GUARD seconds after it was spent (a sliding-window log). A classic bucket
+that refills at a constant rate lets up to twice its size through in some 60-second window; this
+one never lets more than its size. The guard is the headroom: a token is spent when it is granted,
+but Crazytel counts the request when it arrives, a little later and by a little more or less each
+time; holding each token that much longer than the window keeps any 60 s of arrivals (a sliding
+window or a calendar minute, whichever Crazytel counts) within the budget, so the whole budget can
+be Crazytel's 60 rather than a count kept back (issue 17: 55 of 60 were usable).
 
 Writes (creates, changes) have a reserve: a read (the numbers, the balance) is granted only while
 fewer than `capacity - write_reserve` tokens are spent, so reads alone can never take the last
@@ -212,6 +217,7 @@ class RateLimiter:
         retry_after_max: float | None = None,
         label: str = "",
         write_reserve: int | None = None,
+        guard: float | None = None,
     ):
         if not api_key:
             raise ValueError("A rate limiter needs the API key it limits.")
@@ -219,6 +225,9 @@ class RateLimiter:
         self.backend = backend
         self.capacity = per_window or settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE
         self.window = window or settings.CRAZYTEL_RATE_LIMIT_WINDOW
+        self.guard = max(
+            0.0, getattr(settings, "CRAZYTEL_RATE_LIMIT_GUARD", 0.0) if guard is None else guard
+        )
         self.max_wait = settings.CRAZYTEL_RATE_LIMIT_MAX_WAIT if max_wait is None else max_wait
         self.breaker_threshold = breaker_threshold or settings.CRAZYTEL_BREAKER_THRESHOLD
         self.breaker_cooloff = breaker_cooloff or settings.CRAZYTEL_BREAKER_COOLOFF
@@ -238,7 +247,7 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         # The HMAC is not secret, but a short prefix is enough to tell limiters apart in logs.
-        return f"<RateLimiter {self.key[:12]}… {self.capacity}/{self.window:g}s>"
+        return f"<RateLimiter {self.key[:12]}… {self.capacity}/{self.window:g}s+{self.guard:g}>"
 
     def acquire(self, *, write: bool = False) -> None:
         """Take a token, waiting at most `max_wait` seconds; else raise RateLimited(retry_after=…).
@@ -250,7 +259,9 @@ class RateLimiter:
         deadline = started + self.max_wait
         waited = False
         while True:
-            decision = self.backend.take(self.key, capacity=capacity, window=self.window)
+            decision = self.backend.take(
+                self.key, capacity=capacity, window=self.window + self.guard
+            )
             if decision.granted:
                 if waited:
                     limiter_wait_observe(tenant=self.label, seconds=time.monotonic() - started)
