@@ -2,7 +2,8 @@
 
 One browser for the whole package, one fresh context (cookies, storage) per person per test. Every
 page a journey visits is watched for CSP violations, script errors and missing assets, and
-`Portal.check()` scans it with axe-core and keeps a screenshot of it.
+`Portal.check()` scans it with axe-core (and keeps a screenshot of it with E2E_SCREENSHOTS=1; a
+failing test keeps a screenshot of each of its pages as it was left).
 """
 
 from __future__ import annotations
@@ -37,13 +38,56 @@ ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 
+# Under pytest-xdist (--dist loadgroup) the journeys are split, file by file, into two groups of
+# about the same cost: each worker starts with one (one Chromium each) and then takes the rest of the
+# suite's tests one by one as it frees up, so neither waits for the other at the end. The weights are
+# each file's seconds on a quiet machine (roughly); a file not listed counts DEFAULT_WEIGHT.
+BROWSER_GROUPS = ("browser-1", "browser-2")
+FILE_WEIGHTS = {
+    "test_staff_journey.py": 45,
+    "test_every_page.py": 40,
+    "test_admin_journey.py": 19,
+    "test_manager_journey.py": 16,
+    "test_admin_csp.py": 14,
+    "test_oidc_journey.py": 12,
+    "test_bulk_journey.py": 10,
+    "test_login.py": 10,
+    "test_second_factor_journey.py": 7,
+    "test_audit_log_browser.py": 7,
+    "test_browser_available.py": 0,
+}
+DEFAULT_WEIGHT = 10
+
+
+def browser_groups(file_names) -> dict[str, str]:
+    """Each file's group: the heaviest files first, each to the lighter group (deterministic, so
+    every xdist worker computes the same split)."""
+    load = dict.fromkeys(BROWSER_GROUPS, 0)
+    groups = {}
+    for name in sorted(set(file_names), key=lambda n: (-FILE_WEIGHTS.get(n, DEFAULT_WEIGHT), n)):
+        group = min(BROWSER_GROUPS, key=lambda g: (load[g], g))
+        groups[name] = group
+        load[group] += FILE_WEIGHTS.get(name, DEFAULT_WEIGHT)
+    return groups
+
+
+# tryfirst: pytest-xdist's own hook reads the xdist_group markers to name the groups, so they must
+# be there before it runs (without it, the group was silently never applied).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if Path(str(item.path)).is_relative_to(HERE):
-            item.add_marker(pytest.mark.e2e)
-            # Under pytest-xdist (--dist loadgroup) the journeys share one worker: one Chromium,
-            # and the other worker keeps the rest of the suite moving beside it.
-            item.add_marker(pytest.mark.xdist_group("browser"))
+    ours = [item for item in items if Path(str(item.path)).is_relative_to(HERE)]
+    groups = browser_groups(Path(str(item.path)).name for item in ours)
+    for item in ours:
+        item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.xdist_group(groups[Path(str(item.path)).name]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so the fixtures can tell a failure at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 # --- The browser ---------------------------------------------------------------------------------
@@ -214,8 +258,21 @@ class Portal:
         self.checked.append(name or self.page.url)
 
 
+def _failure_screenshots(item, portals: list[Portal]) -> None:
+    """A failed test's evidence: each person's page as the test left it."""
+    report = getattr(item, "report_call", None)
+    if report is None or not report.failed:
+        return
+    name = item.name.replace("/", "_").replace("[", "-").replace("]", "")
+    for index, portal in enumerate(portals):
+        try:
+            screenshot(portal.page, f"FAILED-{name}-{index}", always=True)
+        except Exception as error:  # a closed page or browser: the failure itself matters more
+            print(f"no screenshot of {portal.page.url}: {error}")
+
+
 @pytest.fixture
-def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
+def open_portal(request, new_context, live_server) -> Iterator[Callable[..., Portal]]:
     """Opens a browser for one more person: `open_portal()`, `open_portal(js=False)`."""
     portals: list[Portal] = []
 
@@ -227,6 +284,7 @@ def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
         return portal
 
     yield _open
+    _failure_screenshots(request.node, portals)
     # Pages visited between two check() calls are held to the same rule.
     problems = [p for portal in portals for p in portal.watch.problems()]
     assert not problems, "The browser reported:\n" + "\n".join(problems)
