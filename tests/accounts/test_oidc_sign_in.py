@@ -10,10 +10,6 @@ from trunks.models import AuditKind, AuditRecord, Membership, Role
 
 from .conftest import ProviderRefused, provider_leg
 
-# One pytest-xdist worker runs these: one test provider (a Node.js process, session-scoped) starts
-# for them, not one on each worker.
-pytestmark = pytest.mark.xdist_group("oidc-provider")
-
 
 def signed_in_as(client):
     return client.session.get("_auth_user_id")

@@ -38,48 +38,11 @@ ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 
-# Under pytest-xdist (--dist loadgroup) the journeys are split, file by file, into two groups of
-# about the same cost: each worker starts with one (one Chromium each) and then takes the rest of the
-# suite's tests one by one as it frees up, so neither waits for the other at the end. The weights are
-# each file's seconds on a quiet machine (roughly); a file not listed counts DEFAULT_WEIGHT.
-BROWSER_GROUPS = ("browser-1", "browser-2")
-FILE_WEIGHTS = {
-    "test_staff_journey.py": 45,
-    "test_every_page.py": 40,
-    "test_admin_journey.py": 19,
-    "test_manager_journey.py": 16,
-    "test_admin_csp.py": 14,
-    "test_oidc_journey.py": 12,
-    "test_bulk_journey.py": 10,
-    "test_login.py": 10,
-    "test_second_factor_journey.py": 7,
-    "test_audit_log_browser.py": 7,
-    "test_browser_available.py": 0,
-}
-DEFAULT_WEIGHT = 10
-
-
-def browser_groups(file_names) -> dict[str, str]:
-    """Each file's group: the heaviest files first, each to the lighter group (deterministic, so
-    every xdist worker computes the same split)."""
-    load = dict.fromkeys(BROWSER_GROUPS, 0)
-    groups = {}
-    for name in sorted(set(file_names), key=lambda n: (-FILE_WEIGHTS.get(n, DEFAULT_WEIGHT), n)):
-        group = min(BROWSER_GROUPS, key=lambda g: (load[g], g))
-        groups[name] = group
-        load[group] += FILE_WEIGHTS.get(name, DEFAULT_WEIGHT)
-    return groups
-
-
-# tryfirst: pytest-xdist's own hook reads the xdist_group markers to name the groups, so they must
-# be there before it runs (without it, the group was silently never applied).
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    ours = [item for item in items if Path(str(item.path)).is_relative_to(HERE)]
-    groups = browser_groups(Path(str(item.path)).name for item in ours)
-    for item in ours:
+# Under pytest-xdist the journeys are split in two groups, one Chromium per worker:
+# tests/scheduling.py.
+def pytest_itemcollected(item):
+    if Path(str(item.path)).is_relative_to(HERE):
         item.add_marker(pytest.mark.e2e)
-        item.add_marker(pytest.mark.xdist_group(groups[Path(str(item.path)).name]))
 
 
 @pytest.hookimpl(wrapper=True)
