@@ -10,7 +10,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is cached (in __pycache__, git-ignored), even where the environment says otherwise: each
+# pytest worker otherwise re-rewrites the asserts of all ~200 test modules (5 CPU-s a worker, every
+# run) and each process the tests start (gunicorns, workers, manage.py) recompiles portal/ and trunks/.
+unexport PYTHONDONTWRITEBYTECODE
 
 # The first Python 3.12+ on PATH (pyenv honours .python-version).
 PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
@@ -36,7 +39,7 @@ $(VENV)/bin/uv: | $(PY)
 
 # --compile-bytecode: every Python process the tests start (workers, gunicorns, manage.py checks,
 # the bench smoke run) would otherwise compile Django and the rest from source: 2.2 CPU-s each
-# instead of 0.7 (PYTHONDONTWRITEBYTECODE, above, stops them caching it themselves).
+# instead of 0.7 (a process run with PYTHONDONTWRITEBYTECODE cannot cache it itself).
 $(VENV)/.installed: pyproject.toml uv.lock Makefile | $(PY) $(UV)
 	$(UV) sync --frozen --compile-bytecode --python $(PY)
 	@touch $@

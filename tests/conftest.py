@@ -42,6 +42,15 @@ def pytest_sessionstart(session):
     AXE_REPORT.write_text("axe-core findings below 'serious' on the pages the journeys visit\n")
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` shares the suite out as tests/scheduling.py says."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from .scheduling import CostGroupScheduling
+
+    return CostGroupScheduling(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _rate_limiter_keys_per_worker():
     from django.core.cache import cache

@@ -1,5 +1,5 @@
 """What every browser journey needs: find Chromium, watch each page for CSP violations and script
-errors, scan it with axe-core, and keep a screenshot of it.
+errors, scan it with axe-core, and (on failure, or with E2E_SCREENSHOTS=1) keep a screenshot of it.
 
 Kept apart from conftest.py so the journeys can import the `Portal` type and the helpers by name.
 """
@@ -203,8 +203,18 @@ def format_violations(violations: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG at artifacts/screenshots/<name>.png (git-ignored), replaced every run."""
+def screenshots_wanted() -> bool:
+    """Every checked page's screenshot, for a person reviewing the look: `E2E_SCREENSHOTS=1`.
+    Otherwise only a failing test's pages are kept (conftest.py): a full-page PNG costs Chromium
+    about a quarter of a second, and no assertion reads it."""
+    return os.environ.get("E2E_SCREENSHOTS", "").strip().lower() in {"1", "true", "yes"}
+
+
+def screenshot(page: Page, name: str, *, always: bool = False) -> Path | None:
+    """A full-page PNG at artifacts/screenshots/<name>.png (git-ignored), replaced every run; only
+    with E2E_SCREENSHOTS=1 (or `always`, for a failure's evidence), else None."""
+    if not (always or screenshots_wanted()):
+        return None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     # caret="initial": hiding the caret leaves an empty style="" on every input, which htmx's settle

@@ -2,7 +2,8 @@
 
 One browser for the whole package, one fresh context (cookies, storage) per person per test. Every
 page a journey visits is watched for CSP violations, script errors and missing assets, and
-`Portal.check()` scans it with axe-core and keeps a screenshot of it.
+`Portal.check()` scans it with axe-core (and keeps a screenshot of it with E2E_SCREENSHOTS=1; a
+failing test keeps a screenshot of each of its pages as it was left).
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ ACTION_TIMEOUT_MS = 15_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if Path(str(item.path)).is_relative_to(HERE):
-            item.add_marker(pytest.mark.e2e)
-            # Under pytest-xdist (--dist loadgroup) the journeys share one worker: one Chromium,
-            # and the other worker keeps the rest of the suite moving beside it.
-            item.add_marker(pytest.mark.xdist_group("browser"))
+# Under pytest-xdist the journeys are split in two groups, one Chromium per worker:
+# tests/scheduling.py.
+def pytest_itemcollected(item):
+    if Path(str(item.path)).is_relative_to(HERE):
+        item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so the fixtures can tell a failure at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 # --- The browser ---------------------------------------------------------------------------------
@@ -214,8 +221,21 @@ class Portal:
         self.checked.append(name or self.page.url)
 
 
+def _failure_screenshots(item, portals: list[Portal]) -> None:
+    """A failed test's evidence: each person's page as the test left it."""
+    report = getattr(item, "report_call", None)
+    if report is None or not report.failed:
+        return
+    name = item.name.replace("/", "_").replace("[", "-").replace("]", "")
+    for index, portal in enumerate(portals):
+        try:
+            screenshot(portal.page, f"FAILED-{name}-{index}", always=True)
+        except Exception as error:  # a closed page or browser: the failure itself matters more
+            print(f"no screenshot of {portal.page.url}: {error}")
+
+
 @pytest.fixture
-def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
+def open_portal(request, new_context, live_server) -> Iterator[Callable[..., Portal]]:
     """Opens a browser for one more person: `open_portal()`, `open_portal(js=False)`."""
     portals: list[Portal] = []
 
@@ -227,6 +247,7 @@ def open_portal(new_context, live_server) -> Iterator[Callable[..., Portal]]:
         return portal
 
     yield _open
+    _failure_screenshots(request.node, portals)
     # Pages visited between two check() calls are held to the same rule.
     problems = [p for portal in portals for p in portal.watch.problems()]
     assert not problems, "The browser reported:\n" + "\n".join(problems)
