@@ -1,6 +1,7 @@
 """Bulk jobs worked by real `manage.py worker` processes: every row accounted for, each created at
 most once (checked against the upstream's own record), within the shared rate budget."""
 
+import os
 import threading
 import time
 import uuid
@@ -218,6 +219,10 @@ def _running_bulk_tasks():
 
 
 @pytest.mark.postgres
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (SKIP LOCKED between processes): DATABASE_URL=postgres://…",
+)
 def test_two_workers_with_faults_and_a_killed_worker_account_for_every_row(
     start_worker, sandbox_upstream, monkeypatch
 ):
@@ -233,8 +238,6 @@ def test_two_workers_with_faults_and_a_killed_worker_account_for_every_row(
     The scheduler's two sweeps (pending attempts → unknown, bulk_jobs_revive) are run by the test
     every half second with thresholds scaled alike, as each worker's scheduler would run them.
     """
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (SKIP LOCKED between processes): DATABASE_URL=postgres://…")
     for name, value in SCALED.items():
         monkeypatch.setenv(name, value)
     upstream = sandbox_upstream

@@ -22,7 +22,7 @@ def test_rows_link_each_trunk_with_its_number_state_and_creator_escaped(client, 
     assert "02 9876 5432" in html and "Front &lt;desk&gt;" in html and "<desk>" not in html
     assert '<span class="badge badge-error">suspended</span>' in html
     assert '<span class="badge badge-unknown">no Crazytel id</span>' in html
-    assert "<td>Alpha Telecom</td>" in html
+    assert '<td data-label="Tenant">Alpha Telecom</td>' in html
     local = timezone.localtime(at)
     assert f"{local.day} {local:%b %Y %H:%M}" in html
 
