@@ -226,8 +226,24 @@ class MembershipAdmin(admin.ModelAdmin):
         )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Seen, never added, changed or deleted here: what it holds changes through the portal."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(ReadOnlyAdmin):
     """Read-only: the audit log is append-only (no add, change or delete, here or anywhere)."""
 
     list_display = [
@@ -244,21 +260,9 @@ class AuditRecordAdmin(admin.ModelAdmin):
     search_fields = ["trunk_username", "description", "caller_id_number", "actor_username"]
     ordering = ["-started_at", "-id"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Trunk)
-class TrunkAdmin(admin.ModelAdmin):
+class TrunkAdmin(ReadOnlyAdmin):
     """Read-only: a trunk changes through its page in the portal (sent to Crazytel, audited)."""
 
     list_display = [
@@ -275,15 +279,3 @@ class TrunkAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     search_fields = ["username", "description", "caller_id_number"]
     ordering = ["-created_at", "-id"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
