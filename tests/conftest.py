@@ -20,12 +20,13 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def pytest_configure(config):
-    """Each pytest-xdist worker keeps to its own cache keys (tests/isolation.py)."""
+    """Each pytest-xdist worker keeps to its own cache keys and its own SQLite file (tests/isolation.py)."""
     from django.conf import settings
 
-    from .isolation import isolate_cache
+    from .isolation import isolate_cache, sqlite_test_database_on_file
 
     isolate_cache(settings.CACHES)
+    sqlite_test_database_on_file(settings.DATABASES, config)
 
 
 def pytest_sessionstart(session):

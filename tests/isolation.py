@@ -2,13 +2,23 @@
 
 Each worker gets its own key prefix, for Django's cache and for the rate limiter's keys, and clearing
 the cache deletes only that worker's keys (Django's RedisCache.clear() is FLUSHDB: one worker would
-wipe another's keys mid-test). SQLite needs nothing (an in-memory database per process); pytest-django
-names PostgreSQL test databases per worker (`test_<name>_gw0`); `live_server` binds a free port.
+wipe another's keys mid-test). pytest-django names test databases per worker (`test_<name>_gw0` on
+PostgreSQL, `<file>_gw0` on SQLite); `live_server` binds a free port.
+
+SQLite's test database is a file, not Django's default in-memory one: with an in-memory database the
+live server hands every one of its threads the test's own connection, so a browser test's requests
+(and the test polling the database beside them) share one connection and one transaction — a second
+request's writes land inside the first one's transaction, locks guard nothing, and a read can fail
+with "database table is locked". On a file each thread opens its own connection, as in production
+(WAL, a busy timeout and BEGIN IMMEDIATE: portal/settings.py).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+from pathlib import Path
 
 from django.core.cache.backends.redis import RedisCache
 
@@ -46,3 +56,16 @@ def rate_limiter_prefix_isolate() -> None:
     from trunks.crazytel.ratelimit import RedisBackend
 
     RedisBackend.__init__.__kwdefaults__["prefix"] = f"{worker_prefix()}:crazytel-ratelimit"
+
+
+def sqlite_test_database_on_file(databases_setting: dict, config) -> None:
+    """Name SQLite's test database as a file in memory-backed storage (/dev/shm when there is one),
+    one per run: pytest-django adds the worker's suffix, Django deletes the file at the end."""
+    default = databases_setting["default"]
+    if default["ENGINE"] != "django.db.backends.sqlite3" or default.get("TEST", {}).get("NAME"):
+        return
+    shm = Path("/dev/shm")
+    folder = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    # One name for every worker of a run (xdist shares testrunuid), another for the next run.
+    run = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
+    default.setdefault("TEST", {})["NAME"] = str(folder / f"test_portal-{run[:12]}.sqlite3")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.tasks.conftest import shared_database, sqlite_template, start_worker  # noqa: F401
+from tests.tasks.conftest import shared_database, start_worker  # noqa: F401
 
 NUMBER = "61298765432"
 

@@ -1,7 +1,6 @@
 """Real worker processes (`manage.py worker`) against a database the test shares with them."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connections
 
 from tests.processes import other_backends_end
@@ -39,46 +37,16 @@ def _postgres_url(params: dict) -> str:
     return f"postgres://{auth}@{params['HOST'] or 'localhost'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory, django_db_blocker) -> Path:
-    """A migrated SQLite file, made once per session; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("tasks-db") / "template.sqlite3"
-    with django_db_blocker.unblock():
-        memory = connections["default"]
-        if memory.vendor != "sqlite":
-            return path
-        file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
-        connections["default"] = file_db
-        try:
-            call_command("migrate", verbosity=0)
-        finally:
-            file_db.close()
-            connections["default"] = memory
-    return path
-
-
 @pytest.fixture
-def shared_database(transactional_db, tmp_path, django_db_blocker, sqlite_template):
-    """A database another process can open; yields the DATABASE_URL a worker needs for it.
-
-    PostgreSQL: the test database itself (transactional, so the worker sees committed rows).
-    SQLite: the test database is in memory and private to this process, so this test swaps in a
-    migrated file database and swaps the in-memory one back afterwards.
-    """
-    memory = connections["default"]
-    if memory.vendor == "postgresql":
-        yield _postgres_url(memory.settings_dict)
+def shared_database(transactional_db):
+    """The test database, which another process can open; yields the DATABASE_URL a worker needs.
+    Transactional, so the worker sees committed rows. On SQLite the test database is a file
+    (tests/isolation.py): the worker opens the same file, and WAL lets both work on it."""
+    database = connections["default"].settings_dict
+    if connections["default"].vendor == "postgresql":
+        yield _postgres_url(database)
         return
-    path = tmp_path / "shared.sqlite3"
-    shutil.copyfile(sqlite_template, path)
-    with django_db_blocker.unblock():
-        file_db = memory.__class__({**memory.settings_dict, "NAME": str(path)}, alias="default")
-        connections["default"] = file_db
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            file_db.close()
-            connections["default"] = memory
+    yield f"sqlite:///{database['NAME']}"
 
 
 class Worker:

@@ -9,6 +9,7 @@ Test databases are the exception: Django's test runner flushes them between tran
 """
 
 import contextlib
+import os
 
 from django.core import mail
 from django.core.management.base import CommandError
@@ -27,7 +28,8 @@ def is_test_database(connection) -> bool:
         return False
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         return True
-    return str(connection.settings_dict["NAME"]).startswith(TEST_DATABASE_PREFIX)
+    # PostgreSQL's `test_portal`, SQLite's `/dev/shm/test_portal-….sqlite3` (tests/isolation.py).
+    return os.path.basename(str(connection.settings_dict["NAME"])).startswith(TEST_DATABASE_PREFIX)
 
 
 def audit_records_count(connection) -> int:
