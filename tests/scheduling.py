@@ -1,8 +1,10 @@
 """How `make test` (pytest-xdist, `--dist loadgroup`) shares the suite between its two workers.
 
-The browser journeys are split, file by file, into two groups of about the same cost: each worker
-starts with one (one Chromium each), then takes the rest of the suite's tests one by one as it frees
-up, so neither waits long for the other at the end. The OIDC sign-in tests stay together on one
+The browser journeys are split, file by file, into one group per worker (at most four) of about the
+same cost: each worker starts with one (one Chromium each), then takes the rest of the suite's tests
+one by one as it frees up, so none waits long for the others at the end. A browser test spends most
+of its time waiting (for the page, the live server, the sandbox's latency), so more workers than
+CPUs still shorten the run. The OIDC sign-in tests stay together on one
 worker, so one test provider (a Node.js process) starts for them, not one on each.
 
 Done here, in the controller's scheduler, because `xdist_group` markers do nothing with pytest 9.2
@@ -17,20 +19,21 @@ from pathlib import Path
 from xdist.scheduler import LoadScopeScheduling
 
 E2E = "tests/e2e/"
-BROWSER_GROUPS = ("browser-1", "browser-2")
-# Each browser test file's rough cost (seconds on a quiet machine); a file not listed counts
+MAX_BROWSER_GROUPS = 4
+# Each browser test file's rough cost (seconds, from `--durations` of a whole run); a file not listed counts
 # DEFAULT_WEIGHT. Only the split's balance depends on them; a wrong figure costs time, not a result.
 FILE_WEIGHTS = {
-    "test_staff_journey.py": 45,
-    "test_every_page.py": 40,
-    "test_admin_journey.py": 19,
-    "test_manager_journey.py": 16,
-    "test_admin_csp.py": 14,
-    "test_oidc_journey.py": 12,
+    "test_trunk_lifecycle_journey.py": 63,
+    "test_every_page.py": 58,
+    "test_staff_journey.py": 40,
+    "test_admin_journey.py": 16,
+    "test_admin_csp.py": 16,
+    "test_manager_journey.py": 13,
     "test_bulk_journey.py": 10,
-    "test_login.py": 10,
-    "test_second_factor_journey.py": 7,
+    "test_login.py": 8,
     "test_audit_log_browser.py": 7,
+    "test_oidc_journey.py": 6,
+    "test_second_factor_journey.py": 6,
     "test_browser_available.py": 0,
 }
 DEFAULT_WEIGHT = 10
@@ -38,12 +41,16 @@ DEFAULT_WEIGHT = 10
 SHARED_FIXTURE_GROUPS = {"tests/accounts/test_oidc_sign_in.py": "oidc-provider"}
 
 
-def browser_groups(file_names) -> dict[str, str]:
-    """Each browser test file's group: the heaviest files first, each to the lighter group."""
-    load = dict.fromkeys(BROWSER_GROUPS, 0)
+def browser_group_names(workers: int) -> tuple[str, ...]:
+    return tuple(f"browser-{i}" for i in range(1, max(1, min(workers, MAX_BROWSER_GROUPS)) + 1))
+
+
+def browser_groups(file_names, workers: int = 2) -> dict[str, str]:
+    """Each browser test file's group: the heaviest files first, each to the lightest group."""
+    load = dict.fromkeys(browser_group_names(workers), 0)
     groups = {}
     for name in sorted(set(file_names), key=lambda n: (-FILE_WEIGHTS.get(n, DEFAULT_WEIGHT), n)):
-        group = min(BROWSER_GROUPS, key=lambda g: (load[g], g))
+        group = min(load, key=lambda g: (load[g], g))
         groups[name] = group
         load[group] += FILE_WEIGHTS.get(name, DEFAULT_WEIGHT)
     return groups
@@ -53,7 +60,7 @@ def group_of(nodeid: str, file_groups: dict[str, str]) -> str:
     """The work unit a test belongs to: a group name, or the test's own id (a unit of one)."""
     path = nodeid.split("::", 1)[0]
     if path.startswith(E2E):
-        return file_groups.get(path[len(E2E) :], BROWSER_GROUPS[0])
+        return file_groups.get(path[len(E2E) :], "browser-1")
     for prefix, group in SHARED_FIXTURE_GROUPS.items():
         if path.startswith(prefix):
             return group
@@ -68,7 +75,9 @@ class CostGroupScheduling(LoadScopeScheduling):
     def __init__(self, config, log=None):
         super().__init__(config, log)
         here = Path(__file__).resolve().parent / "e2e"
-        self.file_groups = browser_groups(path.name for path in here.glob("test_*.py"))
+        self.file_groups = browser_groups(
+            (path.name for path in here.glob("test_*.py")), workers=self.numnodes
+        )
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid, self.file_groups)

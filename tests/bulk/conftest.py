@@ -69,7 +69,9 @@ def fake_crazytel():
     def start(faults=None):
         fake = FakeCrazytel(faults or {})
         server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         thread.start()
         fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
         fake.server = server
