@@ -151,7 +151,11 @@ def trunk_create(
             related=retry_of,
         )
     except IntegrityError:
-        first = AuditRecord.objects.filter(submission_token=submission_token).first()
+        first = (
+            AuditRecord.objects.filter(submission_token=submission_token)
+            .select_related("tenant")
+            .first()
+        )
         if first is None:  # not a token clash: a real integrity problem
             raise
         return trunk_attempt_result(record=first, duplicate=True)
