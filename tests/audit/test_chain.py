@@ -274,3 +274,54 @@ def test_old_timestamps_do_not_confuse_the_chain(tenant_a, alice):
     assert done.chain_seq == second.chain_seq + 1
     assert done.started_at < second.started_at + timedelta(seconds=1)
     assert "OK:" in _verify()
+
+
+def test_a_writer_whose_chain_position_was_taken_meanwhile_seals_at_the_next(
+    tenant_a, alice, monkeypatch
+):
+    """Two writers read the same last record: the database lets one take the position, and the
+    other reads the chain's head again and follows it (no fork, no gap, no lost record)."""
+    from trunks.audit import writer
+
+    first = audit_attempt(tenant=tenant_a, actor=alice)
+    pending = writer.audit_attempt_start(
+        tenant=tenant_a, actor=alice, request=None, data={}, submission_token=None
+    )
+    real_seal = writer._seal
+    raced = []
+
+    def seal_from_a_stale_read(record):
+        if raced:
+            return real_seal(record)
+        # The first read of the chain's head happened before another writer appended `other`.
+        raced.append(first.chain_seq + 1)
+        record.chain_seq, record.prev_hash = first.chain_seq + 1, first.record_hash
+        record.record_hash = record_hash_compute(record)
+
+    audit_event_record(kind=AuditKind.MEMBER_ADDED, tenant=tenant_a, actor=alice)
+    monkeypatch.setattr(writer, "_seal", seal_from_a_stale_read)
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+
+    other = AuditRecord.objects.get(kind=AuditKind.MEMBER_ADDED)
+    assert raced == [first.chain_seq + 1]
+    assert other.chain_seq == first.chain_seq + 1 and other.prev_hash == first.record_hash
+    stored = AuditRecord.objects.get(pk=done.pk)
+    assert stored.status == AuditStatus.SUCCEEDED
+    assert stored.chain_seq == other.chain_seq + 1 and stored.prev_hash == other.record_hash
+    assert stored.record_hash == record_hash_compute(stored)
+    assert "OK:" in _verify()
+
+
+def test_finishing_an_attempt_already_final_is_refused_and_changes_nothing(tenant_a, alice):
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+    with pytest.raises(ValueError, match="final already"):
+        audit_attempt_finish(record=pending, status=AuditStatus.FAILED, error_message="late")
+    stored = AuditRecord.objects.get(pk=pending.pk)
+    assert (stored.status, stored.error_message, stored.chain_seq) == (
+        AuditStatus.SUCCEEDED,
+        "",
+        done.chain_seq,
+    )
+    assert AuditRecord.objects.filter(tenant=tenant_a, chain_seq__isnull=False).count() == 1
+    assert "OK:" in _verify()

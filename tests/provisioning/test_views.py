@@ -911,3 +911,36 @@ def test_rendering_the_trunk_page_runs_no_queries(staff, crazytel, render_querie
     assert response.status_code == 200
     assert render_queries, "the trunk page is a TemplateResponse, rendered after the view"
     assert render_queries[-1] == [], "\n".join(render_queries[-1])
+
+
+# --- what a form view and a create cost (issue 17) ------------------------------------------------
+
+
+def _statements(fn) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        fn()
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
+
+
+def test_the_form_page_reads_the_tenants_and_the_menus_roles_in_one_query(staff, crazytel):
+    staff.get(URL)  # the numbers (and the recent unknown outcomes) are read once, then shared
+    sql = _statements(lambda: staff.get(URL))
+    assert sum("trunks_membership" in s for s in sql) == 1
+    assert not any('FROM "trunks_tenant"' in s for s in sql)
+    assert len(sql) <= 5, sql
+
+
+def test_a_create_writes_the_attempt_once_and_finishes_it_with_one_update(staff, crazytel):
+    crazytel.post(TRUNKS_URL, json=created("CT246810"))
+    token = token_from(staff.get(URL).content.decode())
+    sql = [s for s in _statements(lambda: _post(staff, token=token)) if "ratelimit" not in s]
+    audit = [s for s in sql if "trunks_auditrecord" in s]
+    assert [s.split()[0] for s in audit] == ["INSERT", "SELECT", "UPDATE"], audit
+    # Finished only while still pending (exactly once), without locking rows first.
+    assert '"status" = ' in audit[2].split("WHERE", 1)[1]
+    assert not any("FOR UPDATE" in s for s in sql)
+    assert [s.split()[0] for s in sql if "trunks_trunk" in s] == ["INSERT"]
+    assert sum("trunks_membership" in s for s in sql) == 1
+    record = AuditRecord.objects.get()
+    assert (record.status, record.trunk_username) == ("succeeded", "CT246810")

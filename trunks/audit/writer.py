@@ -1,14 +1,17 @@
 """Writing the audit log: attempts (pending → final once) and admin events. Append-only.
 
-Every record joins its tenant's hash chain (trunks.audit.chain) at the moment it becomes final. The
-tenant row is locked while a record is sealed, so concurrent writers append one after another.
+Every record joins its tenant's hash chain (trunks.audit.chain) at the moment it becomes final: it
+takes the position after the chain's last record and that record's hash. The database's unique
+constraint on (tenant, chain_seq) lets only one record have each position: when two writers read
+the same last record, the second one's write is refused, and it reads the chain's head again and
+retries (in a savepoint). On SQLite, IMMEDIATE transactions already run writers one at a time.
 """
 
 import copy
 import time
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -30,17 +33,38 @@ def request_meta(request: HttpRequest | None) -> dict[str, Any]:
 
 
 def _seal(record: AuditRecord) -> None:
-    """Give a final record its place in the tenant's chain. Call inside a transaction."""
-    Tenant.objects.select_for_update().only("id").get(pk=record.tenant_id)
+    """Give a final record the next place in its tenant's chain (as last read)."""
     last = (
         AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq__isnull=False)
         .order_by("-chain_seq")
-        .values("chain_seq", "record_hash")
+        .values_list("chain_seq", "record_hash")
         .first()
     )
-    record.chain_seq = (last["chain_seq"] + 1) if last else 1
-    record.prev_hash = last["record_hash"] if last else ""
+    record.chain_seq = (last[0] + 1) if last else 1
+    record.prev_hash = last[1] if last else ""
     record.record_hash = record_hash_compute(record)
+
+
+# How many times a writer reads the chain's head again after another writer took its place. Each
+# retry means another record was appended meanwhile, so this bounds a burst, not a wait.
+CHAIN_ATTEMPTS = 50
+
+
+def _sealed_write(record: AuditRecord, write) -> None:
+    """Seal `record` and `write()` it, in a savepoint; when its chain position was taken by another
+    writer meanwhile (the unique constraint refused it), seal it again at the new head."""
+    for attempt in range(1, CHAIN_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                _seal(record)
+                write()
+            return
+        except IntegrityError:
+            taken = AuditRecord.objects.filter(
+                tenant_id=record.tenant_id, chain_seq=record.chain_seq
+            ).exists()
+            if not taken or attempt == CHAIN_ATTEMPTS:
+                raise
 
 
 def _actor_fields(actor) -> dict[str, Any]:
@@ -49,7 +73,6 @@ def _actor_fields(actor) -> dict[str, Any]:
     return {"actor": actor, "actor_username": actor.get_username()}
 
 
-@transaction.atomic
 def audit_event_record(
     *,
     kind: AuditKind,
@@ -82,8 +105,7 @@ def audit_event_record(
         finished_at=now,
         duration_ms=0,
     )
-    _seal(record)
-    record.save()
+    _sealed_write(record, lambda: record.save(force_insert=True))
     audit_cache_invalidate()
     return record
 
@@ -130,7 +152,6 @@ def audit_attempt_start(
     return record
 
 
-@transaction.atomic
 def audit_attempt_finish(
     *,
     record: AuditRecord,
@@ -142,18 +163,15 @@ def audit_attempt_finish(
     trunk_id: str = "",
     response: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Complete a pending attempt, exactly once, and seal it into the chain."""
+    """Complete a pending attempt, exactly once, and seal it into the chain.
+
+    One read (the chain's head) and one UPDATE of the finishing fields, which applies only while
+    the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
+    the first's row lock, then finds it final and is refused (ValueError), and the seal it computed
+    is rolled back with its savepoint. The rest of a pending row is what `record` holds (a pending
+    row changes only here), so it is not read again.
+    """
     assert status != AuditStatus.PENDING
-    # Lock the row while it is still pending (exactly once; the same lock order as the pending
-    # sweeper: the record, then the tenant). Its content is what `record` holds: a pending row
-    # changes only here, so it is not read again.
-    locked = (
-        AuditRecord.objects.select_for_update()
-        .filter(pk=record.pk, status=AuditStatus.PENDING)
-        .values_list("pk", flat=True)
-    )
-    if not list(locked):
-        raise ValueError(f"audit record {record.pk} is final already")
     fresh = copy.copy(record)  # the caller's pending record stays as it was
     now = timezone.now()
     fresh.status = status
@@ -166,10 +184,24 @@ def audit_attempt_finish(
     fresh.finished_at = now
     elapsed_ms = int((now - fresh.started_at).total_seconds() * 1000)
     fresh.duration_ms = min(max(0, elapsed_ms), DURATION_MS_MAX)
-    _seal(fresh)
-    fresh.save(update_fields=FINISH_FIELDS)
+
+    def write() -> None:
+        updated = AuditRecord.objects.filter(pk=record.pk, status=AuditStatus.PENDING).update(
+            **{name: getattr(fresh, name) for name in FINISH_FIELDS}
+        )
+        if not updated:
+            raise _FinalAlready(record.pk)
+
+    try:
+        _sealed_write(fresh, write)
+    except _FinalAlready:
+        raise ValueError(f"audit record {record.pk} is final already") from None
     audit_cache_invalidate()
     return fresh
+
+
+class _FinalAlready(Exception):
+    pass
 
 
 # The column's ceiling (a 32-bit integer: 24.8 days); an attempt found pending longer gets it.
