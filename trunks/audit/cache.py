@@ -1,7 +1,10 @@
 """Short-lived shared caches for the audit log's pages: the chart's per-day counts and the
-"Who" choice list. Each is stale by at most AUDIT_CACHE_SECONDS; the chart's counts are also
-dropped at once when a record is written (a generation number their keys include, bumped by
-trunks.audit.writer), the people list (which depends on memberships, not records) only by its TTL."""
+"Who" choice list, the form's recent unknown outcomes. Each is stale by at most AUDIT_CACHE_SECONDS;
+the figures computed from records are also dropped as soon as a final record is committed (a
+generation number their keys include, bumped by trunks.audit.writer once per write: an attempt's
+pending record does not bump it, so a chart counts an attempt once it is final, or after at most
+AUDIT_CACHE_SECONDS if it stays pending), the people list (which depends on memberships, not
+records) only by its TTL."""
 
 import hashlib
 import logging
@@ -40,10 +43,10 @@ def _records_changed() -> None:
 
 
 def audit_cache_invalidate() -> None:
-    """After a record is written: drop the figures computed from records now, and again once
-    the transaction commits (so a reader between the two cannot keep a figure computed before
-    the commit)."""
-    _records_changed()
+    """After a record is written: drop the figures computed from records once the write is
+    committed (at once outside a transaction). One bump per write is enough: a reader keeps a
+    figure under the generation it read *before* computing, so whatever it computed before the
+    commit is stored under a generation the commit's bump has already replaced."""
     transaction.on_commit(_records_changed)
 
 
