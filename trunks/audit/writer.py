@@ -9,6 +9,7 @@ retries (in a savepoint). On SQLite, IMMEDIATE transactions already run writers 
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -51,8 +52,9 @@ CHAIN_ATTEMPTS = 50
 
 
 def _sealed_write(record: AuditRecord, write) -> None:
-    """Seal `record` and `write()` it, in a savepoint; when its chain position was taken by another
-    writer meanwhile (the unique constraint refused it), seal it again at the new head."""
+    """Seal `record` and `write()` it, in a transaction (a savepoint when the caller's transaction
+    is open); when its chain position was taken by another writer meanwhile (the unique constraint
+    refused it), seal it again at the new head."""
     for attempt in range(1, CHAIN_ATTEMPTS + 1):
         try:
             with transaction.atomic():
@@ -163,13 +165,16 @@ def audit_attempt_finish(
     trunk_username: str = "",
     trunk_id: str = "",
     response: dict[str, Any] | None = None,
+    also: Callable[[AuditRecord], None] | None = None,
 ) -> AuditRecord:
-    """Complete a pending attempt, exactly once, and seal it into the chain.
+    """Complete a pending attempt, exactly once, and seal it into the chain. `also(final)` runs in
+    the same transaction (what must commit with the final record, or not at all: a create's Trunk
+    record), so a caller needs no transaction of its own around this, and its savepoint.
 
     One read (the chain's head) and one UPDATE of the finishing fields, which applies only while
     the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
     the first's row lock, then finds it final and is refused (ValueError), and the seal it computed
-    is rolled back with its savepoint. The rest of a pending row is what `record` holds (a pending
+    is rolled back with it. The rest of a pending row is what `record` holds (a pending
     row changes only here), so it is not read again.
     """
     assert status != AuditStatus.PENDING
@@ -192,6 +197,8 @@ def audit_attempt_finish(
         )
         if not updated:
             raise _FinalAlready(record.pk)
+        if also is not None:
+            also(fresh)
 
     try:
         _sealed_write(fresh, write)
