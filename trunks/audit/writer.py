@@ -5,6 +5,12 @@ takes the position after the chain's last record and that record's hash. The dat
 constraint on (tenant, chain_seq) lets only one record have each position: when two writers read
 the same last record, the second one's write is refused, and it reads the chain's head again and
 retries (in a savepoint). On SQLite, IMMEDIATE transactions already run writers one at a time.
+
+Finishing an attempt first tries the head the audit cache last saw sealed for the tenant
+(audit_chain_head_hint) without reading it: its UPDATE applies only if that record is in the table
+with that hash (so the position after it exists, and positions run without gaps) and the unique
+constraint refuses the position if it is taken (the guess was not the head). Either way the writer
+falls back to reading the head, so a wrong or missing guess costs a query, never the chain.
 """
 
 import copy
@@ -13,12 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
 
-from .cache import audit_cache_invalidate
+from .cache import audit_cache_invalidate, audit_chain_head_hint
 from .chain import record_hash_compute
 
 
@@ -51,10 +58,26 @@ def _seal(record: AuditRecord) -> None:
 CHAIN_ATTEMPTS = 50
 
 
-def _sealed_write(record: AuditRecord, write) -> None:
+class _WrongHead(Exception):
+    """The guessed head was not the chain's head (or the row was final already: read to tell)."""
+
+
+def _sealed_write(record: AuditRecord, write, *, head: tuple[int, str] | None = None) -> None:
     """Seal `record` and `write()` it, in a transaction (a savepoint when the caller's transaction
     is open); when its chain position was taken by another writer meanwhile (the unique constraint
-    refused it), seal it again at the new head."""
+    refused it), seal it again at the new head.
+
+    With `head` (a guessed (chain_seq, record_hash) of the chain's last record), first without
+    reading the head: `write(after=head)` must apply only if that record exists with that hash."""
+    if head is not None:
+        record.chain_seq, record.prev_hash = head[0] + 1, head[1]
+        record.record_hash = record_hash_compute(record)
+        try:
+            with transaction.atomic():
+                write(after=head)
+            return
+        except (_WrongHead, IntegrityError):
+            pass  # rolled back: read the head
     for attempt in range(1, CHAIN_ATTEMPTS + 1):
         try:
             with transaction.atomic():
@@ -108,7 +131,7 @@ def audit_event_record(
         duration_ms=0,
     )
     _sealed_write(record, lambda: record.save(force_insert=True))
-    audit_cache_invalidate()
+    audit_cache_invalidate(sealed=record)
     return record
 
 
@@ -191,20 +214,28 @@ def audit_attempt_finish(
     elapsed_ms = int((now - fresh.started_at).total_seconds() * 1000)
     fresh.duration_ms = min(max(0, elapsed_ms), DURATION_MS_MAX)
 
-    def write() -> None:
-        updated = AuditRecord.objects.filter(pk=record.pk, status=AuditStatus.PENDING).update(
-            **{name: getattr(fresh, name) for name in FINISH_FIELDS}
-        )
+    def write(after: tuple[int, str] | None = None) -> None:
+        still_pending = AuditRecord.objects.filter(pk=record.pk, status=AuditStatus.PENDING)
+        if after is not None:
+            # The guessed predecessor is in the table, with that hash.
+            still_pending = still_pending.filter(
+                Exists(
+                    AuditRecord.objects.filter(
+                        tenant_id=record.tenant_id, chain_seq=after[0], record_hash=after[1]
+                    )
+                )
+            )
+        updated = still_pending.update(**{name: getattr(fresh, name) for name in FINISH_FIELDS})
         if not updated:
-            raise _FinalAlready(record.pk)
+            raise _FinalAlready(record.pk) if after is None else _WrongHead()
         if also is not None:
             also(fresh)
 
     try:
-        _sealed_write(fresh, write)
+        _sealed_write(fresh, write, head=audit_chain_head_hint(record.tenant_id))
     except _FinalAlready:
         raise ValueError(f"audit record {record.pk} is final already") from None
-    audit_cache_invalidate()
+    audit_cache_invalidate(sealed=fresh)
     return fresh
 
 
