@@ -63,8 +63,14 @@ CREATE_STEPS = [
     ("      rate limiter: take a token", [("crazytel/ratelimit.py", "acquire")]),
     ("      rate limiter: note the result", [("crazytel/ratelimit.py", "note_result")]),
     ("      final record sealed (chain)", [("audit/writer.py", "audit_attempt_finish")]),
-    ("      Trunk record", [("lifecycle/records.py", "trunk_record_from_attempt")]),
-    ("      audit cache generation bumps (Redis)", [("audit/cache.py", "_bump")]),
+    (
+        "      Trunk record (within the final record's transaction)",
+        [("lifecycle/records.py", "trunk_record_from_attempt")],
+    ),
+    (
+        "      audit cache generation bumps (Redis)",
+        [("audit/cache.py", "_bump"), ("audit/cache.py", "committed")],
+    ),
     ("  template rendering", [("django/template/response.py", "render")]),
     ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
 ]
