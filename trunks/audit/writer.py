@@ -194,8 +194,8 @@ def audit_attempt_finish(
     the same transaction (what must commit with the final record, or not at all: a create's Trunk
     record), so a caller needs no transaction of its own around this, and its savepoint.
 
-    One read (the chain's head) and one UPDATE of the finishing fields, which applies only while
-    the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
+    One UPDATE of the finishing fields (after one read of the chain's head, unless the audit cache
+    remembers it: see the module's docstring), which applies only while the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
     the first's row lock, then finds it final and is refused (ValueError), and the seal it computed
     is rolled back with it. The rest of a pending row is what `record` holds (a pending
     row changes only here), so it is not read again.
