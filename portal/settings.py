@@ -156,6 +156,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
 CACHES["default"].setdefault("KEY_PREFIX", "portal")
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # The same backend, reusing its redis-py clients (portal/cache.py).
+    CACHES["default"]["BACKEND"] = "portal.cache.RedisCache"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -20,7 +20,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from django.core.cache.backends.redis import RedisCache
+from portal.cache import RedisCache
 
 
 def worker_id() -> str:
@@ -33,7 +33,7 @@ def worker_prefix() -> str:
 
 
 class WorkerRedisCache(RedisCache):
-    """Django's Redis cache, whose clear() deletes only this worker's keys."""
+    """The portal's Redis cache (portal/cache.py), whose clear() deletes only this worker's keys."""
 
     def clear(self):
         client = self._cache.get_client(None, write=True)
@@ -46,7 +46,10 @@ def isolate_cache(caches_setting: dict) -> None:
     """Point the default cache at this worker's keys (in place, before any cache is opened)."""
     default = caches_setting["default"]
     default["KEY_PREFIX"] = worker_prefix()
-    if default["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    if default["BACKEND"] in (
+        "django.core.cache.backends.redis.RedisCache",
+        "portal.cache.RedisCache",
+    ):
         default["BACKEND"] = "tests.isolation.WorkerRedisCache"
 
 

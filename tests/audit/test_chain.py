@@ -274,3 +274,105 @@ def test_old_timestamps_do_not_confuse_the_chain(tenant_a, alice):
     assert done.chain_seq == second.chain_seq + 1
     assert done.started_at < second.started_at + timedelta(seconds=1)
     assert "OK:" in _verify()
+
+
+def test_a_writer_whose_chain_position_was_taken_meanwhile_seals_at_the_next(
+    tenant_a, alice, monkeypatch
+):
+    """Two writers read the same last record: the database lets one take the position, and the
+    other reads the chain's head again and follows it (no fork, no gap, no lost record)."""
+    from trunks.audit import writer
+
+    first = audit_attempt(tenant=tenant_a, actor=alice)
+    pending = writer.audit_attempt_start(
+        tenant=tenant_a, actor=alice, request=None, data={}, submission_token=None
+    )
+    real_seal = writer._seal
+    raced = []
+
+    def seal_from_a_stale_read(record):
+        if raced:
+            return real_seal(record)
+        # The first read of the chain's head happened before another writer appended `other`.
+        raced.append(first.chain_seq + 1)
+        record.chain_seq, record.prev_hash = first.chain_seq + 1, first.record_hash
+        record.record_hash = record_hash_compute(record)
+
+    audit_event_record(kind=AuditKind.MEMBER_ADDED, tenant=tenant_a, actor=alice)
+    monkeypatch.setattr(writer, "_seal", seal_from_a_stale_read)
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+
+    other = AuditRecord.objects.get(kind=AuditKind.MEMBER_ADDED)
+    assert raced == [first.chain_seq + 1]
+    assert other.chain_seq == first.chain_seq + 1 and other.prev_hash == first.record_hash
+    stored = AuditRecord.objects.get(pk=done.pk)
+    assert stored.status == AuditStatus.SUCCEEDED
+    assert stored.chain_seq == other.chain_seq + 1 and stored.prev_hash == other.record_hash
+    assert stored.record_hash == record_hash_compute(stored)
+    assert "OK:" in _verify()
+
+
+def test_finishing_an_attempt_already_final_is_refused_and_changes_nothing(tenant_a, alice):
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+    with pytest.raises(ValueError, match="final already"):
+        audit_attempt_finish(record=pending, status=AuditStatus.FAILED, error_message="late")
+    stored = AuditRecord.objects.get(pk=pending.pk)
+    assert (stored.status, stored.error_message, stored.chain_seq) == (
+        AuditStatus.SUCCEEDED,
+        "",
+        done.chain_seq,
+    )
+    assert AuditRecord.objects.filter(tenant=tenant_a, chain_seq__isnull=False).count() == 1
+    assert "OK:" in _verify()
+
+
+# --- the remembered chain head (trunks.audit.cache.audit_chain_head_hint) -------------------------
+
+
+def _remember_head(tenant, seq, record_hash):
+    from django.core.cache import cache
+
+    cache.set(f"audit:chain-head:{tenant.pk}", (seq, record_hash), None)
+
+
+@pytest.mark.parametrize("guess", ["an older record", "a wrong hash", "a position not there"])
+def test_a_wrong_remembered_head_costs_a_read_never_the_chain(tenant_a, alice, guess):
+    first = audit_attempt(tenant=tenant_a, actor=alice)
+    second = audit_attempt(tenant=tenant_a, actor=alice)
+    seq, record_hash = {
+        "an older record": (first.chain_seq, first.record_hash),
+        "a wrong hash": (second.chain_seq, "0" * 64),
+        "a position not there": (second.chain_seq + 5, second.record_hash),
+    }[guess]
+    _remember_head(tenant_a, seq, record_hash)
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+    assert (done.chain_seq, done.prev_hash) == (second.chain_seq + 1, second.record_hash)
+    stored = AuditRecord.objects.get(pk=done.pk)
+    assert stored.record_hash == record_hash_compute(stored) == done.record_hash
+    assert "OK:" in _verify()
+
+
+def test_the_remembered_head_is_used_when_it_is_the_head(tenant_a, alice):
+    from django.test.utils import CaptureQueriesContext
+
+    last = audit_attempt(tenant=tenant_a, actor=alice)
+    _remember_head(tenant_a, last.chain_seq, last.record_hash)
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    with CaptureQueriesContext(connection) as queries:
+        done = audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
+    statements = [q["sql"] for q in queries.captured_queries if "trunks_auditrecord" in q["sql"]]
+    assert [s.split()[0] for s in statements] == ["UPDATE"], statements
+    assert (done.chain_seq, done.prev_hash) == (last.chain_seq + 1, last.record_hash)
+    assert "OK:" in _verify()
+
+
+def test_a_final_attempt_is_refused_whatever_head_is_remembered(tenant_a, alice):
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+    _remember_head(tenant_a, done.chain_seq, done.record_hash)
+    with pytest.raises(ValueError, match="final already"):
+        audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
+    assert AuditRecord.objects.get(pk=pending.pk).status == AuditStatus.SUCCEEDED
+    assert "OK:" in _verify()

@@ -231,11 +231,18 @@ def test_resolve_takes_only_post(client, unknown, mallory):
     assert client.get(_resolve_url(unknown)).status_code == 405
 
 
-def test_a_resolved_attempt_is_no_longer_in_the_forms_warning(unknown, mallory, tenant_a):
+def test_a_resolved_attempt_is_no_longer_in_the_forms_warning(
+    unknown, mallory, tenant_a, django_capture_on_commit_callbacks
+):
     from trunks.provisioning.selectors import trunk_attempts_unknown_recent
 
     assert trunk_attempts_unknown_recent(tenant=tenant_a) == [unknown]
-    audit_unknown_resolve(actor=mallory, record=unknown, created=False, username=None, note="No")
+    # The cached list is dropped when the resolution commits (the test's own transaction never
+    # does: its commit callbacks are run here).
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_unknown_resolve(
+            actor=mallory, record=unknown, created=False, username=None, note="No"
+        )
     assert trunk_attempts_unknown_recent(tenant=tenant_a) == []
 
 

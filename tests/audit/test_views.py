@@ -434,7 +434,7 @@ def test_list_page_loads_its_chart_as_a_fragment_that_follows_the_filters(
 
 
 def test_chart_counts_are_shared_briefly_and_dropped_when_a_record_is_written(
-    client, mallory, tenant_a, alice, busy_log
+    client, mallory, tenant_a, alice, busy_log, django_capture_on_commit_callbacks
 ):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -450,7 +450,10 @@ def test_chart_counts_are_shared_briefly_and_dropped_when_a_record_is_written(
     assert _aggregates(again) == []  # from the cache
     assert len(again.captured_queries) == len(first.captured_queries) - 1
 
-    audit_attempt(tenant=tenant_a, actor=alice, status="failed")
+    # Dropped when the write commits (the test's own transaction never does: its commit
+    # callbacks are run here).
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_attempt(tenant=tenant_a, actor=alice, status="failed")
     with CaptureQueriesContext(connection) as after_write:
         assert client.get(CHART, headers=htmx).context["chart"].total == 7
     assert len(_aggregates(after_write)) == 1

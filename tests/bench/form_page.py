@@ -7,8 +7,8 @@ from .portal import queries_during, url_for
 
 SECTION = "1"
 FIGURES = [
-    ("form page /trunks/new/: server time", "ms", "ratio ≤ 3"),
-    ("form page /trunks/new/: queries", "queries", "≤ 6"),
+    ("form page /trunks/new/: server time", "ms", "ratio ≤ 2"),
+    ("form page /trunks/new/: queries", "queries", "≤ 5"),
 ]
 REFERENCE_URL = "/__bench__/base/"
 
@@ -54,7 +54,7 @@ def run(ctx) -> list[Figure]:
             "ms",
             reference=median(samples["base"]),
             reference_label="bare view, base.html",
-            target=ratio_at_most(3),
+            target=ratio_at_most(2),
             note=note,
             samples=samples["form"],
         ),
@@ -65,6 +65,6 @@ def run(ctx) -> list[Figure]:
             "queries",
             reference=base_queries,
             reference_label="bare view",
-            target=at_most(6),
+            target=at_most(5),
         ),
     ]

@@ -672,8 +672,7 @@ def test_the_attempt_page_is_only_for_the_person_who_made_it(staff, client, bob,
 def test_two_simultaneous_posts_of_one_form_make_exactly_one_upstream_call(
     alice, keyed_a, crazytel
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: SQLite serialises writers (the sequential test covers it)")
+    """On PostgreSQL and on SQLite (a file: each thread on its own connection, BEGIN IMMEDIATE)."""
     from django.db import connections
     from django.test import Client
 
@@ -735,16 +734,23 @@ def test_read_only_endpoints_refuse_post_and_the_form_refuses_put_with_405(staff
     assert staff.put(URL).status_code == 405
 
 
-def test_the_form_warns_of_recent_unknown_outcomes_until_followed_up(staff, crazytel):
+def test_the_form_warns_of_recent_unknown_outcomes_until_followed_up(
+    staff, crazytel, django_capture_on_commit_callbacks
+):
+    staff.get(URL)  # the (empty) list of unknown outcomes is cached now
     crazytel.post(TRUNKS_URL, body=requests.ReadTimeout("timed out"))
-    _post(staff, description="Front desk")
+    # The cached list is dropped when an attempt's final record commits (the test's own
+    # transaction never does: its commit callbacks are run here).
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(staff, description="Front desk")
     html = staff.get(URL).content.decode()
     assert "Check Crazytel first" in html
     assert "02 9876 5432 “Front desk”" in html and "by alice" in html
     # A retry follows it up: the warning goes.
     unknown = AuditRecord.objects.get()
     crazytel.replace(responses.POST, TRUNKS_URL, json=created())
-    _post(staff, retry_of=str(unknown.uuid), confirm_retry="on")
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(staff, retry_of=str(unknown.uuid), confirm_retry="on")
     assert "Check Crazytel first" not in staff.get(URL).content.decode()
 
 
@@ -911,3 +917,61 @@ def test_rendering_the_trunk_page_runs_no_queries(staff, crazytel, render_querie
     assert response.status_code == 200
     assert render_queries, "the trunk page is a TemplateResponse, rendered after the view"
     assert render_queries[-1] == [], "\n".join(render_queries[-1])
+
+
+# --- what a form view and a create cost (issue 17) ------------------------------------------------
+
+
+def _statements(fn) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        fn()
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
+
+
+def test_the_form_page_reads_the_tenants_and_the_menus_roles_in_one_query(staff, crazytel):
+    staff.get(URL)  # the numbers (and the recent unknown outcomes) are read once, then shared
+    sql = _statements(lambda: staff.get(URL))
+    assert sum("trunks_membership" in s for s in sql) == 1
+    assert not any('FROM "trunks_tenant"' in s for s in sql)
+    assert len(sql) <= 5, sql
+
+
+def test_a_create_writes_the_attempt_once_and_finishes_it_with_one_update(staff, crazytel):
+    crazytel.post(TRUNKS_URL, json=created("CT246810"))
+    token = token_from(staff.get(URL).content.decode())
+    sql = [s for s in _statements(lambda: _post(staff, token=token)) if "ratelimit" not in s]
+    audit = [s for s in sql if "trunks_auditrecord" in s]
+    assert [s.split()[0] for s in audit] == ["INSERT", "SELECT", "UPDATE"], audit
+    # Finished only while still pending (exactly once), without locking rows first.
+    assert '"status" = ' in audit[2].split("WHERE", 1)[1]
+    assert not any("FOR UPDATE" in s for s in sql)
+    assert [s.split()[0] for s in sql if "trunks_trunk" in s] == ["INSERT"]
+    assert sum("trunks_membership" in s for s in sql) == 1
+    record = AuditRecord.objects.get()
+    assert (record.status, record.trunk_username) == ("succeeded", "CT246810")
+
+
+def test_a_create_after_another_finishes_on_the_chain_head_it_remembers_without_reading_it(
+    staff, crazytel, django_capture_on_commit_callbacks
+):
+    from trunks.audit.chain import audit_chain_verify
+
+    crazytel.post(TRUNKS_URL, json=created("CT135791"))
+    crazytel.post(TRUNKS_URL, json=created("CT246802"))
+    # The first create's commit remembers its record as the chain's head (in the audit cache).
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(staff)
+    first = AuditRecord.objects.get()
+    token = token_from(staff.get(URL).content.decode())
+    sql = [s for s in _statements(lambda: _post(staff, token=token)) if "ratelimit" not in s]
+    audit = [s for s in sql if "trunks_auditrecord" in s]
+    assert [s.split()[0] for s in audit] == ["INSERT", "UPDATE"], audit
+    # Applied only while pending and only after that head, which must be in the table.
+    where = audit[1].split("WHERE", 1)[1]
+    assert '"status" = ' in where and "EXISTS" in where
+    # Session, user, password-change flag, tenants; the INSERT, the UPDATE; the Trunk record.
+    assert len(sql) == 7, sql
+    second = AuditRecord.objects.exclude(pk=first.pk).get()
+    assert (second.chain_seq, second.prev_hash) == (first.chain_seq + 1, first.record_hash)
+    assert audit_chain_verify().ok

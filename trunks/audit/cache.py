@@ -1,7 +1,10 @@
 """Short-lived shared caches for the audit log's pages: the chart's per-day counts and the
-"Who" choice list. Each is stale by at most AUDIT_CACHE_SECONDS; the chart's counts are also
-dropped at once when a record is written (a generation number their keys include, bumped by
-trunks.audit.writer), the people list (which depends on memberships, not records) only by its TTL."""
+"Who" choice list, the form's recent unknown outcomes. Each is stale by at most AUDIT_CACHE_SECONDS;
+the figures computed from records are also dropped as soon as a final record is committed (a
+generation number their keys include, bumped by trunks.audit.writer once per write: an attempt's
+pending record does not bump it, so a chart counts an attempt once it is final, or after at most
+AUDIT_CACHE_SECONDS if it stays pending), the people list (which depends on memberships, not
+records) only by its TTL."""
 
 import hashlib
 import logging
@@ -35,16 +38,49 @@ def audit_cache_clear() -> None:
     _bump(RECORDS, PEOPLE)
 
 
-def _records_changed() -> None:
-    _bump(RECORDS)
+def _chain_head_key(tenant_id: int) -> str:
+    return f"audit:chain-head:{tenant_id}"
 
 
-def audit_cache_invalidate() -> None:
-    """After a record is written: drop the figures computed from records now, and again once
-    the transaction commits (so a reader between the two cannot keep a figure computed before
-    the commit)."""
-    _records_changed()
-    transaction.on_commit(_records_changed)
+def audit_cache_invalidate(*, sealed=None) -> None:
+    """After a record is written: drop the figures computed from records once the write is
+    committed (at once outside a transaction). One bump per write is enough: a reader keeps a
+    figure under the generation it read *before* computing, so whatever it computed before the
+    commit is stored under a generation the commit's bump has already replaced.
+
+    `sealed` (a record just sealed into its tenant's chain) is remembered, in the same round
+    trip, as the chain's likely head (audit_chain_head_hint)."""
+    values = {f"audit:generation:{RECORDS}": None}
+    if sealed is not None and sealed.chain_seq:
+        values[_chain_head_key(sealed.tenant_id)] = (sealed.chain_seq, sealed.record_hash)
+
+    def committed() -> None:
+        values[f"audit:generation:{RECORDS}"] = uuid.uuid4().hex
+        try:
+            cache.set_many(values, None)
+        except Exception:  # A cache outage must never stop the log being written.
+            logger.warning("audit cache: could not invalidate", exc_info=True)
+
+    transaction.on_commit(committed)
+
+
+def audit_chain_head_hint(tenant_id: int) -> tuple[int, str] | None:
+    """(chain_seq, record_hash) of the last record this cache saw sealed for the tenant: a guess
+    at the chain's head that saves reading it (trunks.audit.writer checks it in the database, and
+    reads the head when it was wrong). None when unknown or the cache is unavailable."""
+    try:
+        found = cache.get(_chain_head_key(tenant_id))
+    except Exception:
+        logger.warning("audit cache: unavailable, reading the chain's head", exc_info=True)
+        return None
+    if (
+        isinstance(found, tuple)
+        and len(found) == 2
+        and isinstance(found[0], int)
+        and isinstance(found[1], str)
+    ):
+        return found
+    return None
 
 
 def audit_cached[T](parts: tuple, compute: Callable[[], T], *, generation: str = RECORDS) -> T:

@@ -73,8 +73,8 @@ def audit_unknown_resolve(
             f"Keep the note to {RESOLUTION_NOTE_MAX} characters at most.", field="note"
         )
     with transaction.atomic():
-        # The tenant row lock (also taken to seal any record) queues two resolvers one behind the
-        # other, so the second sees the first's resolution and is refused.
+        # The tenant row lock queues two resolvers one behind the other, so the second sees the
+        # first's resolution and is refused. (Sealing takes no lock: trunks.audit.writer.)
         Tenant.objects.select_for_update().only("id").get(pk=record.tenant_id)
         earlier = audit_resolution_of(record=record)
         if earlier is not None:

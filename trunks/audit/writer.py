@@ -1,20 +1,31 @@
 """Writing the audit log: attempts (pending → final once) and admin events. Append-only.
 
-Every record joins its tenant's hash chain (trunks.audit.chain) at the moment it becomes final. The
-tenant row is locked while a record is sealed, so concurrent writers append one after another.
+Every record joins its tenant's hash chain (trunks.audit.chain) at the moment it becomes final: it
+takes the position after the chain's last record and that record's hash. The database's unique
+constraint on (tenant, chain_seq) lets only one record have each position: when two writers read
+the same last record, the second one's write is refused, and it reads the chain's head again and
+retries (in a savepoint). On SQLite, IMMEDIATE transactions already run writers one at a time.
+
+Finishing an attempt first tries the head the audit cache last saw sealed for the tenant
+(audit_chain_head_hint) without reading it: its UPDATE applies only if that record is in the table
+with that hash (so the position after it exists, and positions run without gaps) and the unique
+constraint refuses the position if it is taken (the guess was not the head). Either way the writer
+falls back to reading the head, so a wrong or missing guess costs a query, never the chain.
 """
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
 
-from .cache import audit_cache_invalidate
+from .cache import audit_cache_invalidate, audit_chain_head_hint
 from .chain import record_hash_compute
 
 
@@ -30,17 +41,55 @@ def request_meta(request: HttpRequest | None) -> dict[str, Any]:
 
 
 def _seal(record: AuditRecord) -> None:
-    """Give a final record its place in the tenant's chain. Call inside a transaction."""
-    Tenant.objects.select_for_update().only("id").get(pk=record.tenant_id)
+    """Give a final record the next place in its tenant's chain (as last read)."""
     last = (
         AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq__isnull=False)
         .order_by("-chain_seq")
-        .values("chain_seq", "record_hash")
+        .values_list("chain_seq", "record_hash")
         .first()
     )
-    record.chain_seq = (last["chain_seq"] + 1) if last else 1
-    record.prev_hash = last["record_hash"] if last else ""
+    record.chain_seq = (last[0] + 1) if last else 1
+    record.prev_hash = last[1] if last else ""
     record.record_hash = record_hash_compute(record)
+
+
+# How many times a writer reads the chain's head again after another writer took its place. Each
+# retry means another record was appended meanwhile, so this bounds a burst, not a wait.
+CHAIN_ATTEMPTS = 50
+
+
+class _WrongHead(Exception):
+    """The guessed head was not the chain's head (or the row was final already: read to tell)."""
+
+
+def _sealed_write(record: AuditRecord, write, *, head: tuple[int, str] | None = None) -> None:
+    """Seal `record` and `write()` it, in a transaction (a savepoint when the caller's transaction
+    is open); when its chain position was taken by another writer meanwhile (the unique constraint
+    refused it), seal it again at the new head.
+
+    With `head` (a guessed (chain_seq, record_hash) of the chain's last record), first without
+    reading the head: `write(after=head)` must apply only if that record exists with that hash."""
+    if head is not None:
+        record.chain_seq, record.prev_hash = head[0] + 1, head[1]
+        record.record_hash = record_hash_compute(record)
+        try:
+            with transaction.atomic():
+                write(after=head)
+            return
+        except (_WrongHead, IntegrityError):
+            pass  # rolled back: read the head
+    for attempt in range(1, CHAIN_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                _seal(record)
+                write()
+            return
+        except IntegrityError:
+            taken = AuditRecord.objects.filter(
+                tenant_id=record.tenant_id, chain_seq=record.chain_seq
+            ).exists()
+            if not taken or attempt == CHAIN_ATTEMPTS:
+                raise
 
 
 def _actor_fields(actor) -> dict[str, Any]:
@@ -49,7 +98,6 @@ def _actor_fields(actor) -> dict[str, Any]:
     return {"actor": actor, "actor_username": actor.get_username()}
 
 
-@transaction.atomic
 def audit_event_record(
     *,
     kind: AuditKind,
@@ -82,9 +130,8 @@ def audit_event_record(
         finished_at=now,
         duration_ms=0,
     )
-    _seal(record)
-    record.save()
-    audit_cache_invalidate()
+    _sealed_write(record, lambda: record.save(force_insert=True))
+    audit_cache_invalidate(sealed=record)
     return record
 
 
@@ -126,11 +173,11 @@ def audit_attempt_start(
     record._monotonic_start = time.monotonic()
     with transaction.atomic():
         record.save()
-    audit_cache_invalidate()
+    # No audit cache bump here: the cached figures take an attempt into account when it is final
+    # (audit_attempt_finish bumps once), so an attempt costs one bump, not two.
     return record
 
 
-@transaction.atomic
 def audit_attempt_finish(
     *,
     record: AuditRecord,
@@ -141,19 +188,19 @@ def audit_attempt_finish(
     trunk_username: str = "",
     trunk_id: str = "",
     response: dict[str, Any] | None = None,
+    also: Callable[[AuditRecord], None] | None = None,
 ) -> AuditRecord:
-    """Complete a pending attempt, exactly once, and seal it into the chain."""
+    """Complete a pending attempt, exactly once, and seal it into the chain. `also(final)` runs in
+    the same transaction (what must commit with the final record, or not at all: a create's Trunk
+    record), so a caller needs no transaction of its own around this, and its savepoint.
+
+    One UPDATE of the finishing fields (after one read of the chain's head, unless the audit cache
+    remembers it: see the module's docstring), which applies only while the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
+    the first's row lock, then finds it final and is refused (ValueError), and the seal it computed
+    is rolled back with it. The rest of a pending row is what `record` holds (a pending
+    row changes only here), so it is not read again.
+    """
     assert status != AuditStatus.PENDING
-    # Lock the row while it is still pending (exactly once; the same lock order as the pending
-    # sweeper: the record, then the tenant). Its content is what `record` holds: a pending row
-    # changes only here, so it is not read again.
-    locked = (
-        AuditRecord.objects.select_for_update()
-        .filter(pk=record.pk, status=AuditStatus.PENDING)
-        .values_list("pk", flat=True)
-    )
-    if not list(locked):
-        raise ValueError(f"audit record {record.pk} is final already")
     fresh = copy.copy(record)  # the caller's pending record stays as it was
     now = timezone.now()
     fresh.status = status
@@ -166,10 +213,34 @@ def audit_attempt_finish(
     fresh.finished_at = now
     elapsed_ms = int((now - fresh.started_at).total_seconds() * 1000)
     fresh.duration_ms = min(max(0, elapsed_ms), DURATION_MS_MAX)
-    _seal(fresh)
-    fresh.save(update_fields=FINISH_FIELDS)
-    audit_cache_invalidate()
+
+    def write(after: tuple[int, str] | None = None) -> None:
+        still_pending = AuditRecord.objects.filter(pk=record.pk, status=AuditStatus.PENDING)
+        if after is not None:
+            # The guessed predecessor is in the table, with that hash.
+            still_pending = still_pending.filter(
+                Exists(
+                    AuditRecord.objects.filter(
+                        tenant_id=record.tenant_id, chain_seq=after[0], record_hash=after[1]
+                    )
+                )
+            )
+        updated = still_pending.update(**{name: getattr(fresh, name) for name in FINISH_FIELDS})
+        if not updated:
+            raise _FinalAlready(record.pk) if after is None else _WrongHead()
+        if also is not None:
+            also(fresh)
+
+    try:
+        _sealed_write(fresh, write, head=audit_chain_head_hint(record.tenant_id))
+    except _FinalAlready:
+        raise ValueError(f"audit record {record.pk} is final already") from None
+    audit_cache_invalidate(sealed=fresh)
     return fresh
+
+
+class _FinalAlready(Exception):
+    pass
 
 
 # The column's ceiling (a 32-bit integer: 24.8 days); an attempt found pending longer gets it.

@@ -35,13 +35,15 @@ def trunk_settings(trunk: Trunk) -> dict[str, Any]:
 
 def trunk_record_from_attempt(
     *, attempt: AuditRecord, username: str, trunk_id: str = "", at=None
-) -> Trunk | None:
+) -> None:
     """Add the Trunk a create attempt made (`attempt` holds what was sent). Call inside the
-    finalising transaction. A username already recorded is left as it is (None returned)."""
-    if not username or Trunk.objects.filter(username=username).exists():
-        return None
+    finalising transaction. A username already recorded is left as it is: one INSERT that skips a
+    row whose username exists (ON CONFLICT DO NOTHING; the username is the Trunk's only unique
+    column besides its id), so no look-up first."""
+    if not username:
+        return
     defaults = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
-    return Trunk.objects.create(
+    trunk = Trunk(
         tenant_id=attempt.tenant_id,
         trunk_id=(trunk_id or "")[:64],
         username=username,
@@ -51,3 +53,4 @@ def trunk_record_from_attempt(
         created_at=at or attempt.finished_at or attempt.started_at,
         created_record=attempt,
     )
+    Trunk.objects.bulk_create([trunk], ignore_conflicts=True)

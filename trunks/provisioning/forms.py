@@ -2,7 +2,12 @@
 trunks.crazytel.contract), checked against the tenant's verified numbers and password rules, plus
 the form's own checks: its one-time token, the numbers being known, the attempt it retries."""
 
+from collections import OrderedDict
+from threading import Lock
+
 from django import forms
+from django.conf import settings
+from django.forms.boundfield import BoundField
 
 from trunks.crazytel.contract import (
     TRUNK_FIELD,
@@ -26,6 +31,74 @@ AREA_CODE_CHOICES = [
     ("08", "08 — SA / WA / NT"),
 ]
 DESCRIPTION_MAX_LENGTH = 100
+
+
+class _Rendered:
+    """Fields of an unbound trunk form rendered once per process (and per numbers offered).
+
+    An unbound field's HTML depends only on its class's definition, its choices (the tenant's
+    verified numbers) and its initial value: the same form view renders the same field markup every
+    time, so it is rendered once and reused (a process-wide LRU). Bound forms (values, errors) always
+    render afresh, and so does everything under DEBUG, where templates may change while serving.
+    """
+
+    SIZE = 512
+
+    def __init__(self):
+        self._html: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: tuple, render) -> str:
+        with self._lock:
+            html = self._html.get(key)
+            if html is not None:
+                self._html.move_to_end(key)
+                return html
+        html = render()
+        with self._lock:
+            self._html[key] = html
+            while len(self._html) > self.SIZE:
+                self._html.popitem(last=False)
+        return html
+
+    def clear(self) -> None:
+        with self._lock:
+            self._html.clear()
+
+
+RENDERED = _Rendered()
+
+
+class _RenderedOnceBoundField(BoundField):
+    """A trunk form field whose unbound rendering comes from RENDERED."""
+
+    def _key(self, how: str) -> tuple | None:
+        if self.form.is_bound or settings.DEBUG:
+            return None
+        choices = getattr(self.field, "choices", None)
+        if choices is None:
+            choices = getattr(self.field.widget, "choices", ())
+        return (
+            type(self.form),
+            self.form.auto_id,
+            self.form.prefix,
+            self.name,
+            how,
+            repr(list(choices)),
+            repr(self.value()),
+        )
+
+    def as_field_group(self):
+        key = self._key("group")
+        if key is None:
+            return super().as_field_group()
+        return RENDERED.get(key, super().as_field_group)
+
+    def as_widget(self, widget=None, attrs=None, only_initial=False):
+        key = None if (widget or attrs or only_initial) else self._key("widget")
+        if key is None:
+            return super().as_widget(widget, attrs, only_initial)
+        return RENDERED.get(key, super().as_widget)
 
 
 def _spec(name: str, **kwargs) -> dict:
@@ -100,6 +173,7 @@ class TrunkCreateForm(forms.Form):
     softphone_sync_sms = _flag("softphone_sync_sms")
 
     UPSTREAM_FIELDS = TRUNK_FIELD_NAMES
+    bound_field_class = _RenderedOnceBoundField
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from trunks.access import User, tenant_list_for
+from trunks.audit.cache import audit_cached
 from trunks.audit.selectors import audit_unknown_handled
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
 
@@ -58,8 +59,22 @@ def trunk_attempt_unknown_get(*, user: User, tenant: Tenant, uuid: str) -> Audit
 def trunk_attempts_unknown_recent(*, tenant: Tenant, hours: int = 24, limit: int = 5):
     """`tenant`'s recent attempts whose outcome is unknown and not yet handled (resolved, or
     retried successfully: the audit log's own definition): the form warns about them before a
-    similar trunk is created."""
+    similar trunk is created.
+
+    Shared through the audit cache (trunks.audit.cache): the list is read again as soon as any
+    audit record is written (the writer bumps the records' generation, and again on commit), so
+    a form view between writes costs one cache read instead of the query with its two correlated
+    subqueries."""
     since = timezone.now() - timedelta(hours=hours)
+    found = audit_cached(
+        ("trunk-attempts-unknown-recent", tenant.pk, hours, limit),
+        lambda: _unknown_recent(tenant=tenant, since=since, limit=limit),
+    )
+    # A list read from the cache a moment ago may hold one that is now older than `hours`.
+    return [r for r in found if r.started_at >= since]
+
+
+def _unknown_recent(*, tenant: Tenant, since, limit: int) -> list[AuditRecord]:
     return list(
         AuditRecord.objects.filter(
             kind=AuditKind.TRUNK_CREATE,

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
@@ -151,7 +151,11 @@ def trunk_create(
             related=retry_of,
         )
     except IntegrityError:
-        first = AuditRecord.objects.filter(submission_token=submission_token).first()
+        first = (
+            AuditRecord.objects.filter(submission_token=submission_token)
+            .select_related("tenant")
+            .first()
+        )
         if first is None:  # not a token clash: a real integrity problem
             raise
         return trunk_attempt_result(record=first, duplicate=True)
@@ -216,15 +220,16 @@ def _trunk_create_call(
 
     response = _scrub(dict(created.response or {}), password)
     # The attempt's final record and the portal's Trunk record commit together (or not at all).
-    with transaction.atomic():
-        final, _, _ = finish(
-            AuditStatus.SUCCEEDED,
-            upstream_status=200,
-            trunk_username=created.username,
-            trunk_id=str(created.trunk_id or "")[:64],
-            response=response,
-        )
-        trunk_record_from_attempt(attempt=final, username=created.username, trunk_id=final.trunk_id)
+    final, _, _ = finish(
+        AuditStatus.SUCCEEDED,
+        upstream_status=200,
+        trunk_username=created.username,
+        trunk_id=str(created.trunk_id or "")[:64],
+        response=response,
+        also=lambda final: trunk_record_from_attempt(
+            attempt=final, username=created.username, trunk_id=final.trunk_id
+        ),
+    )
     return TrunkCreateResult(
         record=final,
         status=final.status,

@@ -15,7 +15,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
-from trunks.access import tenant_list_for, user_tenant_access, user_tenants_at_least
+from trunks.access import (
+    tenant_list_for,
+    user_tenant_access,
+    user_tenants_at_least,
+    user_tenants_loaded,
+)
 from trunks.crazytel.contract import TRUNK_FIELDS
 from trunks.models import AuditRecord, Role, Tenant
 from trunks.numbers import number_national
@@ -136,7 +141,8 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
 @never_cache
 @require_http_methods(["GET", "POST"])
 def trunk_create_view(request: HttpRequest) -> HttpResponse:
-    tenants = list(tenant_list_for(user=request.user))
+    # The tenants and the menu's roles in one query.
+    tenants = user_tenants_loaded(user=request.user)
     if not tenants:
         # A portal administrator before any tenant exists is welcome here; anyone else is not.
         status = 200 if request.user.is_superuser else 403
@@ -160,28 +166,36 @@ def _trunk_create_post(request: HttpRequest, tenants: list[Tenant]) -> HttpRespo
     tenant = _tenant_choose(request, tenants, request.POST.get("tenant"))
     context: dict = {"tenants": tenants, "tenant": tenant}
     token = request.POST.get("submission_token", "")
-    earlier = trunk_attempt_for_submission(user=request.user, token=token)
-    if tenant is None and earlier is None:
-        # Several tenants and none named: nothing is sent until the person says which.
-        return _choose_first(
-            request, tenants, "Choose the tenant first: nothing was sent to Crazytel."
+
+    def earlier_shown() -> HttpResponse | None:
+        """A second POST of one rendering (double click, back button, a retried request): what
+        the first one did; Crazytel is never called again. Looked up only on the paths that stop
+        before trunk_create: a valid submission goes straight to it, where the token's unique
+        constraint finds an earlier attempt without a query of its own."""
+        earlier = trunk_attempt_for_submission(user=request.user, token=token)
+        if earlier is None:
+            return None
+        return _render_duplicate(
+            request, tenants, trunk_attempt_result(record=earlier, duplicate=True)
         )
-    if earlier is not None:
-        # A second POST of one rendering (double click, back button, a retried request): show
-        # what the first one did; never call Crazytel again.
-        context["tenant"] = earlier.tenant
-        return _render_result(
-            request, context, trunk_attempt_result(record=earlier, duplicate=True)
+
+    if tenant is None:
+        # Several tenants and none named: nothing is sent until the person says which.
+        return earlier_shown() or _choose_first(
+            request, tenants, "Choose the tenant first: nothing was sent to Crazytel."
         )
 
     readiness = tenant.readiness
     if not readiness:
-        return _render(request, {**context, "unavailable": readiness.reason})
+        return earlier_shown() or _render(request, {**context, "unavailable": readiness.reason})
 
     numbers = verified_numbers_get(tenant=tenant)
     form = TrunkCreateForm(request.POST, numbers=numbers, user=request.user, tenant=tenant)
     context.update(numbers=numbers, form=form, retry_of=request.POST.get("retry_of") or None)
     if not form.is_valid():
+        shown = earlier_shown()
+        if shown is not None:
+            return shown
         if form.retry_of_refused:
             context["retry_of"] = None
         # Nothing was recorded under a valid token, so this rendering may be submitted again.
@@ -200,7 +214,16 @@ def _trunk_create_post(request: HttpRequest, tenants: list[Tenant]) -> HttpRespo
         )
     except TrunkError as error:
         return _render(request, {**context, "form": None, "unavailable": error.message})
+    if result.duplicate:
+        return _render_duplicate(request, tenants, result)
     return _render_result(request, context, result)
+
+
+def _render_duplicate(
+    request: HttpRequest, tenants: list[Tenant], result: TrunkCreateResult
+) -> HttpResponse:
+    """An earlier submission of the same rendering (found by its token), shown on its tenant."""
+    return _render_result(request, {"tenants": tenants, "tenant": result.record.tenant}, result)
 
 
 def _render_result(request: HttpRequest, context: dict, result: TrunkCreateResult) -> HttpResponse:
@@ -231,7 +254,7 @@ def _render_result(request: HttpRequest, context: dict, result: TrunkCreateResul
 @require_GET
 def trunk_numbers_view(request: HttpRequest) -> HttpResponse:
     """The number selects for the chosen tenant (htmx partial): tenant change and Refresh."""
-    tenants = list(tenant_list_for(user=request.user))
+    tenants = user_tenants_loaded(user=request.user)
     if not tenants:
         raise Http404("No tenant.")
     if not request.htmx:

@@ -141,7 +141,8 @@ class Command(BaseCommand):
         ]
         written = 0
         with transaction.atomic():
-            # The same lock the application seals under: concurrent writers wait for us.
+            # Writers sealing meanwhile wait on the positions written here (the unique chain
+            # position), then seal after them; the tenant lock keeps two generators apart.
             Tenant.objects.select_for_update().only("id").get(pk=tenant.pk)
             last = (
                 AuditRecord.objects.filter(tenant_id=tenant.pk, chain_seq__isnull=False)

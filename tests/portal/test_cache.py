@@ -1,0 +1,41 @@
+"""The portal's Redis cache backend (portal/cache.py): Django's, reusing its redis-py clients."""
+
+import os
+import uuid
+
+import pytest
+import redis
+
+from portal.cache import RedisCache
+from tests.isolation import worker_prefix
+
+REDIS_URL = os.environ.get("RATELIMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+
+
+@pytest.fixture
+def redis_cache():
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip(f"needs Redis at {REDIS_URL}")
+    prefix = f"{worker_prefix()}:cache-{uuid.uuid4().hex[:8]}"
+    cache = RedisCache(REDIS_URL, {"KEY_PREFIX": prefix})
+    yield cache
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def test_every_cache_call_uses_the_same_redis_client(redis_cache):
+    first = redis_cache._cache.get_client(write=True)
+    assert redis_cache._cache.get_client(write=False) is first
+    redis_cache.set("a", {"n": 1}, 30)
+    redis_cache.set_many({"b": 2, "c": [3]}, 30)
+    assert redis_cache.get("a") == {"n": 1}
+    assert redis_cache.get_many(["b", "c", "missing"]) == {"b": 2, "c": [3]}
+    assert redis_cache.add("a", "other", 30) is False
+    assert redis_cache.incr("b") == 3
+    redis_cache.delete("c")
+    assert redis_cache.get("c") is None
+    assert redis_cache._cache.get_client(write=True) is first
