@@ -164,3 +164,15 @@ def test_an_admin_whose_password_someone_else_chose_sets_up_totp_then_the_passwo
     )
     assert changed.status_code == 302
     assert client.get("/tenants/").status_code == 200
+
+
+@pytest.mark.parametrize("login", ["/accounts/login/", "/admin/login/"])
+def test_a_superuser_in_no_tenant_must_set_up_totp_before_any_page(client, root, password, login):
+    """Superusers hold every tenant's keys through Django admin: their password alone opens
+    nothing, whichever login page they use."""
+    response = client.post(login, {"username": root.username, "password": password})
+    assert response.status_code == 302
+    for page in ("/admin/", "/tenants/", "/audit/"):
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response["Location"].startswith("/accounts/two-factor/setup/"), page
