@@ -176,3 +176,21 @@ def test_a_superuser_in_no_tenant_must_set_up_totp_before_any_page(client, root,
         response = client.get(page)
         assert response.status_code == 302, page
         assert response["Location"].startswith("/accounts/two-factor/setup/"), page
+
+
+def test_an_enrolled_admin_given_a_reset_password_types_the_code_then_sets_a_password(
+    client, adam, password
+):
+    """A superuser reset an admin's password: the code first, then their own password."""
+    from trunks.tenants.accounts import password_change_require
+
+    device, _codes = enrol(adam)
+    password_change_require(user=adam)
+    log_in(client, "adam", password)
+    verify = client.get("/tenants/", follow=True)
+    assert verify.redirect_chain[-1][0].startswith("/accounts/two-factor/?")
+    assert verify.status_code == 200
+    client.post("/accounts/two-factor/", {"code": code_for(device), "next": "/tenants/"})
+    change = client.get("/tenants/", follow=True)
+    assert change.redirect_chain[-1][0] == "/accounts/password_change/"
+    assert change.status_code == 200
