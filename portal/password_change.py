@@ -13,8 +13,18 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from trunks.tenants.accounts import password_change_clear, password_change_is_required
 
-# URL names a person who must set a password may still reach.
-ALLOWED_URL_NAMES = ("password_change", "logout", "login", "healthz")
+# URL names a person who must set a password may still reach. The second-factor pages too: a tenant
+# admin or superuser without an authenticator is sent to enrol first (portal.middleware's
+# SecondFactorMiddleware, which lets no other page through, this one included), then here.
+ALLOWED_URL_NAMES = (
+    "password_change",
+    "logout",
+    "login",
+    "healthz",
+    "two_factor_setup",
+    "two_factor_verify",
+    "two_factor_recovery",
+)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

@@ -134,3 +134,63 @@ def test_a_person_without_a_device_confirms_with_the_password_alone(client, alic
     log_in(client, "alice", password)
     page = client.get("/accounts/confirm-password/")
     assert 'name="code"' not in page.content.decode()
+
+
+def test_an_admin_whose_password_someone_else_chose_sets_up_totp_then_the_password(
+    client, adam, password
+):
+    """Both sign-in steps at once (a tenant admin created by a command or a superuser, or given a
+    reset password, with no authenticator yet): each step's page opens in turn, never a loop of
+    redirects between them."""
+    from trunks.tenants.accounts import password_change_require
+
+    password_change_require(user=adam)
+    log_in(client, "adam", password)
+    setup = client.get("/tenants/", follow=True)
+    assert setup.redirect_chain[-1][0].startswith("/accounts/two-factor/setup/")
+    assert setup.status_code == 200
+    device = TOTPDevice.objects.get(user=adam, confirmed=False)
+    enrolled = client.post(
+        "/accounts/two-factor/setup/", {"code": code_for(device), "next": "/tenants/"}, follow=True
+    )
+    assert enrolled.status_code == 200
+    change = client.get("/tenants/", follow=True)
+    assert change.redirect_chain[-1][0] == "/accounts/password_change/"
+    assert change.status_code == 200
+    new = "An-own-password-2026-zz"
+    changed = client.post(
+        "/accounts/password_change/",
+        {"old_password": password, "new_password1": new, "new_password2": new},
+    )
+    assert changed.status_code == 302
+    assert client.get("/tenants/").status_code == 200
+
+
+@pytest.mark.parametrize("login", ["/accounts/login/", "/admin/login/"])
+def test_a_superuser_in_no_tenant_must_set_up_totp_before_any_page(client, root, password, login):
+    """Superusers hold every tenant's keys through Django admin: their password alone opens
+    nothing, whichever login page they use."""
+    response = client.post(login, {"username": root.username, "password": password})
+    assert response.status_code == 302
+    for page in ("/admin/", "/tenants/", "/audit/"):
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response["Location"].startswith("/accounts/two-factor/setup/"), page
+
+
+def test_an_enrolled_admin_given_a_reset_password_types_the_code_then_sets_a_password(
+    client, adam, password
+):
+    """A superuser reset an admin's password: the code first, then their own password."""
+    from trunks.tenants.accounts import password_change_require
+
+    device, _codes = enrol(adam)
+    password_change_require(user=adam)
+    log_in(client, "adam", password)
+    verify = client.get("/tenants/", follow=True)
+    assert verify.redirect_chain[-1][0].startswith("/accounts/two-factor/?")
+    assert verify.status_code == 200
+    client.post("/accounts/two-factor/", {"code": code_for(device), "next": "/tenants/"})
+    change = client.get("/tenants/", follow=True)
+    assert change.redirect_chain[-1][0] == "/accounts/password_change/"
+    assert change.status_code == 200

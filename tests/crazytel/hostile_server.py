@@ -1,5 +1,5 @@
 """A hostile Crazytel over real sockets (standard library): answers nested 200 000 deep, or drips
-its body one byte a second. The tests' client talks to it as it would to Crazytel."""
+its body (or its headers) one byte a second. The tests' client talks to it as it would to Crazytel."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ NESTED = b"[" * 200_000 + b"]" * 200_000
 
 class HostileServer:
     """`mode`: "nested" (a JSON body nested 200 000 deep, with `status`) or "drip" (headers at
-    once, then the body one byte per `drip_every` seconds, for at most `drip_for` seconds)."""
+    once, then the body one byte per `drip_every` seconds, for at most `drip_for` seconds) or
+    "drip_head" (the status line at once, then the headers one byte per `drip_every` seconds)."""
 
     def __init__(self, *, mode: str, status: int = 200, drip_every: float = 1.0, drip_for=30.0):
         self.mode = mode
@@ -73,13 +74,20 @@ class HostileServer:
                     )
                     return
                 body = b'{"username": "CT123456", "numbers": ["61298765432"]}' + b" " * 1000
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                head = (
+                    b"Content-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 )
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                if self.mode == "drip_head":
+                    # Headers padded long enough to outlast any limit the tests use.
+                    body, head = b"", b"X-Padding: " + b"x" * 1000 + b"\r\n" + head
+                else:
+                    conn.sendall(head)
+                    head = b""
                 # The upstream's own pace, not the test waiting: one byte, then a pause.
                 ends = time.monotonic() + self.drip_for
-                for byte in body:
+                for byte in head + body:
                     if self._stop.is_set() or time.monotonic() > ends:
                         return
                     conn.sendall(bytes([byte]))

@@ -41,6 +41,8 @@ class ProviderUnavailable(RuntimeError):
 
 @dataclass
 class TestUser:
+    __test__ = False  # a person at the provider, not a test class for pytest to collect
+
     sub: str
     username: str
     email: str

@@ -9,10 +9,13 @@ show (the methods holding them are `sensitive_variables`). Knows nothing of tena
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import http.cookiejar
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -24,6 +27,8 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     DecodeError,
     ProtocolError,
@@ -82,10 +87,78 @@ _session_lock = threading.Lock()
 _shared_session: requests.Session | None = None
 
 
+class _Deadline:
+    """A call's deadline on the wall clock (time.monotonic), and whether it cut the connection."""
+
+    def __init__(self, at: float):
+        self.at = at
+        self.cut = False
+
+
+# The deadline of the call this thread is making, for the connection that reads its answer's head.
+_call_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "crazytel_call_deadline", default=None
+)
+
+
+def _cut(sock, deadline: _Deadline) -> None:
+    deadline.cut = True
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
+
+
+class _DeadlineHeadMixin:
+    """The status line and headers read within the call's deadline on the wall clock.
+
+    http.client reads them line by line, and the socket's timeout bounds each read, not the whole:
+    an upstream sending one byte a second would hold the worker as long as it liked. A timer shuts
+    the socket down when the deadline passes (the body has its own check, `_read_body`).
+    """
+
+    def getresponse(self):
+        deadline = _call_deadline.get()
+        if deadline is None or self.sock is None:
+            return super().getresponse()
+        timer = threading.Timer(
+            max(0.0, deadline.at - time.monotonic()), _cut, (self.sock, deadline)
+        )
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse()
+        finally:
+            timer.cancel()
+
+
+class _DeadlineHTTPConnection(_DeadlineHeadMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineHeadMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlineHTTPConnectionPool,
+            "https": _DeadlineHTTPSConnectionPool,
+        }
+
+
 def _new_session() -> requests.Session:
     session = requests.Session()
     # Connection pooling, and no automatic retries: the client decides what may be retried.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=20, max_retries=0)
+    adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=20, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     # A session shared by every tenant must never carry one tenant's cookies to another's call.
@@ -275,6 +348,8 @@ class CrazytelClient:
         content_type = ""
         retry_after_header = None
         location = ""
+        deadline = _Deadline(started + self.read_timeout)
+        deadline_token = _call_deadline.set(deadline)
         try:
             with self.session.request(
                 method,
@@ -291,7 +366,13 @@ class CrazytelClient:
                 location = response.headers.get("Location", "")
                 text = self._read_body(response, started)
         except requests.RequestException as exc:
-            if status is None:
+            if status is None and deadline.cut:
+                error = OutcomeUnknown(
+                    f"Crazytel did not answer within {self.read_timeout:g} seconds after the "
+                    "request was sent: it may or may not have taken effect.",
+                    request_id=request_id,
+                )
+            elif status is None:
                 error = transport_error(exc, request_id)
             else:
                 # The status line came back, then the body was lost: it did arrive.
@@ -314,6 +395,8 @@ class CrazytelClient:
                 status=status,
                 request_id=request_id,
             )
+        finally:
+            _call_deadline.reset(deadline_token)
         elapsed_ms = (time.monotonic() - started) * 1000
 
         if error is not None and status is None:
@@ -353,7 +436,8 @@ class CrazytelClient:
         raise status_error(status, text, content_type, retry_after_header, location, request_id)
 
     def _read_body(self, response: requests.Response, started: float) -> str:
-        """The body, within the read timeout overall on the wall clock, and a size cap.
+        """The body, within the read timeout overall on the wall clock, and a size cap (the
+        status line and headers have theirs in `_DeadlineHeadMixin`).
 
         Each read waits at most the time left before the deadline (the socket's timeout is set to
         it before every read) and takes whatever has arrived, so an upstream dripping one byte a
