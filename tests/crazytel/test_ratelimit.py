@@ -490,11 +490,7 @@ def test_several_processes_never_exceed_the_budget_in_any_window_redis(redis_cli
 
 @pytest.mark.django_db(transaction=True)
 def test_several_processes_never_exceed_the_budget_in_any_window_database(api_key):
-    if connection.vendor == "sqlite":
-        pytest.skip(
-            "the SQLite test database is in memory, private to one process; this test runs "
-            "on PostgreSQL (DATABASE_URL=postgres://…), as CI does"
-        )
+    """On PostgreSQL and on SQLite (whose test database is a file the processes share)."""
     connections.close_all()  # Each forked process opens its own connection.
     try:
         outcomes = _run_processes("database", api_key)
