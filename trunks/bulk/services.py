@@ -245,7 +245,7 @@ def _row_claim(job: BulkJob, tenant: Tenant) -> BulkRow | None:
     FOR UPDATE OF the row SKIP LOCKED on PostgreSQL; SQLite has one writer at a time) RETURNING the
     row. The lock covers the row only, never the job or the tenant joined to check them (the audit
     writer locks the tenant while it seals a record)."""
-    if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+    if not _update_returning():
         return _row_claim_in_transaction(job, tenant)
     quote = connection.ops.quote_name
     features = connection.features
@@ -277,6 +277,12 @@ def _row_claim(job: BulkJob, tenant: Tenant) -> BulkRow | None:
     # The whole result is read at once, so the statement (and SQLite's write lock) ends here.
     claimed = list(BulkRow.objects.raw(sql, params))
     return claimed[0] if claimed else None
+
+
+def _update_returning() -> bool:
+    """Whether the database returns rows from an UPDATE (PostgreSQL; SQLite from 3.35, when it
+    also returns them from an INSERT)."""
+    return connection.features.can_return_columns_from_insert
 
 
 def _row_claim_in_transaction(job: BulkJob, tenant: Tenant) -> BulkRow | None:
