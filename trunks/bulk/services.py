@@ -243,8 +243,8 @@ def _row_claim(job: BulkJob, tenant: Tenant) -> BulkRow | None:
 
     One statement, committed on its own: UPDATE … WHERE id = (the first such row, locked with
     FOR UPDATE OF the row SKIP LOCKED on PostgreSQL; SQLite has one writer at a time) RETURNING the
-    row. The lock covers the row only, never the job or the tenant joined to check them (the audit
-    writer locks the tenant while it seals a record)."""
+    row. The lock covers the row only, never the job or the tenant joined to check them: a row
+    lock held on those elsewhere (cancel locks the job) must not make SKIP LOCKED pass over rows."""
     if not _update_returning():
         return _row_claim_in_transaction(job, tenant)
     quote = connection.ops.quote_name
