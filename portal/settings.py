@@ -429,6 +429,9 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.reporting.SecretsExceptionReporterFi
 # Requests per minute bulk jobs leave to people using the form: bulk takes at most
 # CRAZYTEL_RATE_LIMIT_PER_MINUTE minus this from the tenant's shared budget.
 BULK_RATE_RESERVE = env.int("BULK_RATE_RESERVE", default=10)
+# A working job writes its heartbeat at most this often (the revive sweep re-enqueues a running job
+# whose heartbeat is 2 minutes old; a row's call takes at most connect + read timeout, 25 s).
+BULK_HEARTBEAT_SECONDS = env.float("BULK_HEARTBEAT_SECONDS", default=5.0)
 
 # --- Logging -------------------------------------------------------------------------------------
 # json: one JSON object per line (production; collectors parse it). console: readable lines.

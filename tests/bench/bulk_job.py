@@ -109,7 +109,8 @@ def run(ctx) -> list[Figure]:
     growth = second["peak_rss_mb"] - first["peak_rss_mb"]
     calls = (
         f"{second['calls']} upstream calls for {rows} rows ({second['creates']} creates), "
-        f"{second['queries'] / rows:.1f} SQL statements per row"
+        f"{second['queries'] / rows:.1f} SQL statements and "
+        f"{second.get('redis_commands', 0) / rows:.1f} Redis commands per row"
     )
     return [
         figure(

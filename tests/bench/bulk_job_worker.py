@@ -4,11 +4,17 @@
 `manage.py worker --batch` until the queue is empty (the job worked to its end), the same command
 `make run` and docker-compose start. Every `CrazytelClient.create_sip_trunk` call is timed where the
 worker makes it, so the rest of each row's time is the portal's own. After each job it notes its
-wall and CPU time, the upstream's share, the calls made and the process's peak RSS (VmHWM, which
-only grows: a job that leaks per row raises it). Prints one JSON line.
+wall and CPU time, the upstream's share, the calls made, the SQL statements and Redis commands sent
+and the process's peak RSS (VmHWM, which only grows: a job that leaks per row raises it). Prints one
+JSON line.
+
+With BENCH_PROFILE=<path> set, each job is worked under cProfile and its statistics written to
+<path>.<job id> (read them with `python -m pstats`): where a row's time goes, from the worker itself.
 """
 
+import cProfile
 import json
+import os
 import sys
 import time
 
@@ -74,7 +80,33 @@ class StatementCounter:
         return self._wrapper.__exit__(*exc)
 
 
-def job_work(job_id: int, timer: UpstreamTimer) -> dict:
+class RedisCounter:
+    """Counts the commands the process sends to Redis (a pipeline's commands one by one)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def install(self) -> None:
+        try:
+            from redis.client import Pipeline, Redis
+        except ImportError:
+            return
+        execute_command, execute = Redis.execute_command, Pipeline.execute
+        counter = self
+
+        def counted_command(client, *args, **options):
+            counter.count += 1
+            return execute_command(client, *args, **options)
+
+        def counted_pipeline(pipeline, *args, **kwargs):
+            counter.count += len(pipeline.command_stack)
+            return execute(pipeline, *args, **kwargs)
+
+        Redis.execute_command = counted_command
+        Pipeline.execute = counted_pipeline
+
+
+def job_work(job_id: int, timer: UpstreamTimer, redis: RedisCounter) -> dict:
     from django.core.management import call_command
 
     from trunks.bulk.services import bulk_job_confirm, bulk_job_counts
@@ -82,13 +114,21 @@ def job_work(job_id: int, timer: UpstreamTimer) -> dict:
 
     job = BulkJob.objects.select_related("owner").get(pk=job_id)
     bulk_job_confirm(actor=job.owner, job=job)  # queued: the worker finds it in the database
-    before = timer.snapshot()
+    before, redis_before = timer.snapshot(), redis.count
+    profile_path = os.environ.get("BENCH_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
     wall, cpu = time.perf_counter_ns(), time.process_time_ns()
     with StatementCounter() as queries:
+        if profiler:
+            profiler.enable()
         call_command(
             "worker", "--batch", "--no-startup-delay", "--no-scheduler", "--no-reload", verbosity=0
         )
+        if profiler:
+            profiler.disable()
     wall_ms = (time.perf_counter_ns() - wall) / 1e6
+    if profiler:
+        profiler.dump_stats(f"{profile_path}.{job_id}")
     cpu_ms = (time.process_time_ns() - cpu) / 1e6
     after = timer.snapshot()
     job.refresh_from_db()
@@ -103,6 +143,7 @@ def job_work(job_id: int, timer: UpstreamTimer) -> dict:
         "creates": after["creates"] - before["creates"],
         "calls": after["calls"] - before["calls"],
         "queries": queries.count,
+        "redis_commands": redis.count - redis_before,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -113,8 +154,10 @@ def main(argv: list[str]) -> int:
     django_setup()
     timer = UpstreamTimer()
     timer.install()
+    redis = RedisCounter()
+    redis.install()
     baseline = peak_rss_mb()
-    jobs = [job_work(int(job_id), timer) for job_id in argv]
+    jobs = [job_work(int(job_id), timer, redis) for job_id in argv]
     print(json.dumps({"baseline_rss_mb": baseline, "jobs": jobs}))
     return 0
 

@@ -238,8 +238,11 @@ class AuditRecordFilter(django_filters.FilterSet):
         return queryset.filter(match)
 
     def filter_job(self, queryset, name, value):
+        # A row's attempts carry the job in their token (trunks.bulk.services.row_token): the row
+        # links only its latest, so an earlier attempt answered 429 is found by its token.
         return queryset.filter(
             Q(bulk_row__job__uuid=value)
+            | Q(submission_token__startswith=f"bulk:{value}:")
             | Q(bulk_job__uuid=value)
             | Q(related__bulk_job__uuid=value)
         )

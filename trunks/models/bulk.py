@@ -68,7 +68,9 @@ class BulkRowStatus(models.TextChoices):
 
 class BulkRow(models.Model):
     """One row of a job: its checked values (never the password), the password encrypted until the
-    one download, and what became of it. A claimed row never goes back to ready."""
+    one download, and what became of it. A claimed row goes back to ready only when its attempt
+    ended with Crazytel's (or the portal's limiter's) answer that nothing was sent or created: a
+    429. Each attempt has its own one-time token (trunks.bulk.services.row_token)."""
 
     job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="rows")
     index = models.PositiveIntegerField()  # the spreadsheet's row number (header = 1)
@@ -78,6 +80,8 @@ class BulkRow(models.Model):
         max_length=20, choices=BulkRowStatus.choices, default=BulkRowStatus.READY
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Attempts made (each a trunk attempt of its own token); more than one only after a 429.
+    attempts = models.PositiveSmallIntegerField(default=0)
     audit_record = models.OneToOneField(
         "AuditRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="bulk_row"
     )
