@@ -301,7 +301,7 @@ def test_a_2xx_without_a_valid_username_is_an_upstream_error(mocked, client, bod
 @pytest.mark.parametrize(
     ("body", "content_type", "words"),
     [
-        ("{not json", "application/json", "not JSON"),
+        ("{not json", "application/json", "could not read as JSON"),
         ("", "application/json", "empty body"),
         (
             "<html><head><title>Maintenance</title></head><body>Back soon</body></html>",

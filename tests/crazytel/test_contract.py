@@ -304,7 +304,7 @@ def test_an_html_502_is_an_upstream_error_with_a_readable_message(target):
 
 def test_malformed_json_is_an_upstream_error(target):
     target.fault("malformed")
-    with pytest.raises(UpstreamError, match="not JSON"):
+    with pytest.raises(UpstreamError, match="could not read as JSON"):
         target.client().create_sip_trunk(payload(target))
 
 

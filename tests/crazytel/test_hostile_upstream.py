@@ -37,7 +37,7 @@ CALLS = {
 def test_a_body_nested_200000_deep_is_the_contract_error_on_every_call(call):
     with HostileServer(mode="nested") as server, pytest.raises(UpstreamError) as caught:
         CALLS[call](_client(server))
-    assert "instead of JSON" in caught.value.message
+    assert "could not read as JSON" in caught.value.message
     assert KEY not in str(caught.value) and PASSWORD not in str(caught.value)
 
 

@@ -227,7 +227,12 @@ def parse_json_body(text: str, status: int, content_type: str, request_id: str) 
     elif not text.strip():
         what = "an empty body"
     else:
-        what = "a body that is not JSON"
+        # Not JSON at all, or JSON too deep or too large to read safely (parsing.json_loads_bounded).
+        raise UpstreamError(
+            f"Crazytel answered {status} with a body the portal could not read as JSON.",
+            status=status,
+            request_id=request_id,
+        )
     raise UpstreamError(
         f"Crazytel answered {status} with {what} instead of JSON.",
         status=status,
