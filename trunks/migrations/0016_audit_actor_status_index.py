@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trunks', '0014_trunk_list_indexes'),
+        ('trunks', '0015_bulk_row_attempts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
