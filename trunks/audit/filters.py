@@ -77,7 +77,7 @@ class QuickSelect(forms.Select):
             # As forms.Select: the first option with the value is the selected one.
             tag = f'<option value="{_escape(chosen)}"'
             options = options.replace(f"{tag}>", f"{tag} selected>", 1)
-        return mark_safe(  # noqa: S308 (every key and label escaped by _options_html)
+        return mark_safe(  # noqa: S308 (every key and label escaped by _escape)
             f'<select name="{_escape(name)}"{_attrs(final)}>{options}</select>'
         )
 
