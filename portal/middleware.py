@@ -208,10 +208,6 @@ class SessionMemo:
             while len(self._noted) > self.max_entries:
                 self._noted.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._noted.clear()
-
 
 class SecondFactorMiddleware:
     """A local (password) session that must show a second factor sees only the second-factor pages
