@@ -14,6 +14,7 @@ from django.dispatch import receiver
 from django.shortcuts import render
 
 from portal.middleware import INVITATIONS_PROMPT_KEY, SESSION_STARTED_KEY
+from portal.password_change import password_change_note
 from trunks.tenants.invitations import invitations_pending_for
 
 
@@ -102,6 +103,9 @@ def session_started_on_login(sender, request, user, **kwargs):
     """The absolute session timeout counts from the moment of login (AbsoluteSessionTimeoutMiddleware)."""
     if request is not None and hasattr(request, "session"):
         request.session[SESSION_STARTED_KEY] = int(time.time())
+        # Whether a password someone else chose must be replaced: read once here, kept in the
+        # session (portal.password_change), instead of on every page.
+        password_change_note(request, user=user)
         if invitations_pending_for(user=user).exists():
             # Shown before the first page (portal.middleware.InvitationPromptMiddleware).
             request.session[INVITATIONS_PROMPT_KEY] = True

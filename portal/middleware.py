@@ -2,8 +2,10 @@
 redirects, the second factor, open invitations."""
 
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -185,6 +187,28 @@ def request_observe(request, response, *, seconds: float) -> None:
     )
 
 
+class SessionMemo:
+    """A bounded, thread-safe note of session keys and when each was noted (monotonic clock),
+    kept in this process: what a middleware may remember between requests without a round trip.
+    The oldest notes go first once `max_entries` are kept."""
+
+    def __init__(self, *, max_entries: int):
+        self.max_entries = max_entries
+        self._noted: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fresh(self, key: str, *, max_age: float) -> bool:
+        noted = self._noted.get(key)
+        return noted is not None and time.monotonic() - noted < max_age
+
+    def note(self, key: str) -> None:
+        with self._lock:
+            self._noted[key] = time.monotonic()
+            self._noted.move_to_end(key)
+            while len(self._noted) > self.max_entries:
+                self._noted.popitem(last=False)
+
+
 class SecondFactorMiddleware:
     """A local (password) session that must show a second factor sees only the second-factor pages
     (and log-out) until it has: enrolment for superusers and tenant admins without one, the code
@@ -221,23 +245,25 @@ class SecondFactorMiddleware:
             return redirect(url)
         return self.get_response(request)
 
-    @staticmethod
-    def _recently_not_needed(request) -> bool:
-        """Whether a check in the last SESSION_REFRESH_INTERVAL seconds found no second factor
-        needed for this session: spares the device and role queries on every request, without
-        writing the session (kept in the cache, by session key; a new log-in has a new key).
-        Enrolling or becoming an admin takes effect within that interval."""
-        from django.core.cache import cache
+    # Sessions found not to need a second factor, with when that was found: per process, so a page
+    # spends no cache round trip on it (it did on every request: issue 17's profile).
+    _not_needed = SessionMemo(max_entries=10_000)
 
+    @classmethod
+    def _recently_not_needed(cls, request) -> bool:
+        """Whether a check in the last SESSION_REFRESH_INTERVAL seconds, in this process, found no
+        second factor needed for this session: spares the device and role queries on every
+        request, without writing the session (kept by session key; a new log-in has a new key).
+        Enrolling or becoming an admin takes effect within that interval."""
         from trunks.accounts.second_factor import second_factor_needed
 
-        key = f"second-factor-not-needed:{request.session.session_key}"
-        if request.session.session_key and cache.get(key):
+        key = request.session.session_key
+        if key and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL):
             return True
         if second_factor_needed(request=request):
             return False
-        if request.session.session_key:
-            cache.set(key, True, settings.SESSION_REFRESH_INTERVAL)
+        if key:
+            cls._not_needed.note(key)
         return True
 
     def _allowed(self, request) -> bool:

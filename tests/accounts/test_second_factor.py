@@ -194,3 +194,31 @@ def test_an_enrolled_admin_given_a_reset_password_types_the_code_then_sets_a_pas
     change = client.get("/tenants/", follow=True)
     assert change.redirect_chain[-1][0] == "/accounts/password_change/"
     assert change.status_code == 200
+
+
+def test_a_session_found_not_to_need_a_second_factor_is_not_checked_again_on_every_page(
+    client, alice, password
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    log_in(client, "alice", password)
+    assert client.get("/trunks/new/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/trunks/new/").status_code == 200
+    assert not [q for q in queries if "otp_" in q["sql"]]
+
+
+def test_becoming_a_tenant_admin_asks_for_the_second_factor_once_the_interval_has_passed(
+    client, alice, tenant_a, password, settings
+):
+    log_in(client, "alice", password)
+    assert client.get("/trunks/new/").status_code == 200
+    alice.memberships.filter(tenant=tenant_a).update(role="admin")
+    # Within SESSION_REFRESH_INTERVAL of the last check, this process still lets her through...
+    assert client.get("/trunks/new/").status_code == 200
+    # ...once it has passed (no waiting: the interval set to none), the check runs again.
+    settings.SESSION_REFRESH_INTERVAL = 0
+    response = client.get("/trunks/new/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/two-factor/setup/")

@@ -44,3 +44,41 @@ def test_the_quick_menu_writes_djangos_options_escaped_with_the_choice_selected(
     rendered = QuickSelect(choices=choices).render("actor", "2")
     assert "<script>" not in rendered
     assert '<option value="2" selected>&quot;&gt;&lt;script&gt;' in rendered
+
+
+def test_the_quick_menu_written_once_marks_each_renders_own_choice():
+    # The options are written once per list of choices and reused: a choice shown on one page
+    # must not stay selected on the next, and a menu with a repeated value marks only the first,
+    # as Django's Select does.
+    people = [("", "Anyone"), *((str(pk), f"user{pk}") for pk in range(1, 300))]
+    for value in ("7", "", "250", None, "7"):
+        quick = QuickSelect(choices=people).render("actor", value)
+        plain = forms.Select(choices=people).render("actor", value)
+        assert quick == plain.replace("\n", "").replace("  ", "")
+        assert quick.count(" selected") == 1
+    repeated = [("1", "a"), ("1", "b")]
+    plain = forms.Select(choices=repeated).render("x", "1")
+    assert QuickSelect(choices=repeated).render("x", "1") == plain.replace("\n", "").replace(
+        "  ", ""
+    )
+
+
+def test_filter_forms_built_from_one_class_share_no_choices_or_errors():
+    from trunks.access import TenantAccess
+    from trunks.audit.filters import AuditRecordFilter
+
+    def filterset(data, tenants, actors):
+        return AuditRecordFilter(data=data, queryset=None, tenants=tenants, actors=actors)
+
+    alpha = TenantAccess(1, "Alpha", "alpha", "manager")
+    beta = TenantAccess(2, "Beta", "beta", "manager")
+    first = filterset({"actor": "7", "status": "failed"}, [alpha], [(7, "ann")])
+    second = filterset({"actor": "7", "status": "nonsense"}, [beta], [(8, "bob")])
+    assert first.form.is_valid() and first.cleaned("actor") == "7"
+    # Ann is not among the second reader's people, and the status is not one: both refused there.
+    assert not second.form.is_valid()
+    assert set(second.form.errors) == {"actor", "status"}
+    assert first.form.is_valid() and not first.form.errors
+    assert list(second.form.fields["tenant"].choices) == [("", "All tenants"), ("2", "Beta")]
+    assert 'value="failed" selected' in str(first.form["status"])
+    assert "selected" not in str(second.form["status"]).replace('value="" selected', "")

@@ -1,11 +1,16 @@
 """People's own passwords (issue 15.1): the change page for everyone, and a password someone else
 chose (an admin, a command) replaced at the next login before anything else."""
 
+from django.contrib.auth import HASH_SESSION_KEY
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from portal.password_change import SESSION_KEY
 from tests.factories import DEFAULT_PASSWORD
 from trunks.models import AuditKind, AuditRecord, PasswordChangeRequired
 from trunks.tenants import members
+from trunks.tenants.accounts import password_change_require
 
 CHANGE = "/accounts/password_change/"
 NEW_PASSWORD = "my-own-long-passphrase-42"
@@ -89,6 +94,65 @@ def test_the_demo_users_are_not_forced_to_change_their_printed_passwords(db):
 
     call_command("demo_seed", stdout=io.StringIO())
     assert not PasswordChangeRequired.objects.exists()
+
+
+# --- The flag kept in the session (issue 17: no query on every page) -----------------------------
+
+
+def test_pages_read_the_forced_change_from_the_session_not_the_database(client, alice):
+    client.force_login(alice)
+    assert client.get("/trunks/new/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/trunks/new/").status_code == 200
+    assert not [q for q in queries if "passwordchangerequired" in q["sql"]]
+
+
+def _log_in(browser, username, password):
+    return browser.post("/accounts/login/", {"username": username, "password": password})
+
+
+def test_an_admins_reset_of_a_signed_in_members_password_forces_the_change_on_their_next_page(
+    client, adam, alice, tenant_a
+):
+    alice_browser = client.__class__()
+    assert _log_in(alice_browser, "alice", DEFAULT_PASSWORD).status_code == 302
+    assert alice_browser.get("/trunks/new/").status_code == 200  # noted: no change needed
+    client.force_login(adam)
+    reset = client.post(_reset_url(tenant_a, alice.memberships.get(tenant=tenant_a)))
+    html = reset.content.decode()
+    password = html.split('<code id="new-password">')[1].split("</code>")[0]
+    # Her next page: the session that knew the old password is over (Django's session hash)...
+    response = alice_browser.get("/trunks/new/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    # ...and signing in with the password the admin chose leads only to setting her own.
+    assert _log_in(alice_browser, "alice", password).status_code == 302
+    assert alice_browser.get("/trunks/new/")["Location"] == CHANGE
+    assert _change(alice_browser, password).status_code == 302
+    assert alice_browser.get("/trunks/new/").status_code == 200
+
+
+def test_a_session_kept_through_a_change_of_its_password_hash_reads_the_flag_again(client, alice):
+    client.force_login(alice)
+    assert client.get("/trunks/new/").status_code == 200
+    # A password set for her by someone else, in a way that keeps this session signed in (as
+    # Django's update_session_auth_hash does): the flag noted beside the old hash no longer holds.
+    alice.set_password("chosen-by-someone-else-77")
+    alice.save()
+    password_change_require(user=alice)
+    session = client.session
+    session[HASH_SESSION_KEY] = alice.get_session_auth_hash()
+    session.save()
+    assert client.get("/trunks/new/")["Location"] == CHANGE
+
+
+def test_a_session_from_before_the_flag_was_kept_there_reads_it_once(client, alice):
+    client.force_login(alice)
+    session = client.session
+    del session[SESSION_KEY]
+    session.save()
+    PasswordChangeRequired.objects.create(user=alice)
+    assert client.get("/trunks/new/")["Location"] == CHANGE
+    assert client.session[SESSION_KEY][1] is True
 
 
 # --- A tenant admin resets a member's password ---------------------------------------------------

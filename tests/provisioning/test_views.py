@@ -970,8 +970,9 @@ def test_a_create_after_another_finishes_on_the_chain_head_it_remembers_without_
     # Applied only while pending and only after that head, which must be in the table.
     where = audit[1].split("WHERE", 1)[1]
     assert '"status" = ' in where and "EXISTS" in where
-    # Session, user, password-change flag, tenants; the INSERT, the UPDATE; the Trunk record.
-    assert len(sql) == 7, sql
+    # Session, user, tenants (the password-change flag is in the session); the INSERT, the UPDATE;
+    # the Trunk record.
+    assert len(sql) == 6, sql
     second = AuditRecord.objects.exclude(pk=first.pk).get()
     assert (second.chain_seq, second.prev_hash) == (first.chain_seq + 1, first.record_hash)
     assert audit_chain_verify().ok
