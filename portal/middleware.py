@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect, resolve_url
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.functional import SimpleLazyObject, empty
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.clientip import client_ip_from
 from portal.logs import request_id_bind, request_id_reset
 from portal.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from trunks.accounts.second_factor import second_factor_enrolled, second_factor_needed
 
 request_logger = logging.getLogger("portal.request")
 
@@ -127,13 +128,20 @@ QUIET_ROUTES = frozenset({"healthz", "metrics"})
 
 
 def _route(request) -> str:
-    """The URL pattern's name (`trunks:create`): a bounded set, unlike paths with ids in them."""
+    """The URL pattern's name (`trunks:create`): a bounded set, unlike paths with ids in them.
+    A request a middleware answered before its view was resolved (sent to log in, to set a
+    password or a second factor) is named by the URL it asked for; `unmatched` is a URL the portal
+    does not have."""
     match = getattr(request, "resolver_match", None)
     if match is not None:
         return match.view_name or "unnamed"
     if request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
         return "static"
-    return "unmatched"
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return "unmatched"
+    return match.view_name or "unnamed"
 
 
 def _user_id(request) -> int | None:
@@ -220,8 +228,6 @@ class SecondFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from trunks.accounts.second_factor import second_factor_enrolled
-
         user = getattr(request, "user", None)
         if (
             user is not None
@@ -233,14 +239,9 @@ class SecondFactorMiddleware:
             target = (
                 "two_factor_verify" if second_factor_enrolled(user=user) else "two_factor_setup"
             )
-            from urllib.parse import urlencode
-
-            from django.urls import reverse
-
             url = f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}"
             if getattr(request, "htmx", False):
                 return HttpResponseClientRedirect(url)
-            from django.shortcuts import redirect
 
             return redirect(url)
         return self.get_response(request)
@@ -255,7 +256,6 @@ class SecondFactorMiddleware:
         second factor needed for this session: spares the device and role queries on every
         request, without writing the session (kept by session key; a new log-in has a new key).
         Enrolling or becoming an admin takes effect within that interval."""
-        from trunks.accounts.second_factor import second_factor_needed
 
         key = request.session.session_key
         if key and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL):
@@ -267,8 +267,6 @@ class SecondFactorMiddleware:
         return True
 
     def _allowed(self, request) -> bool:
-        from django.urls import Resolver404, resolve
-
         if request.path.startswith(
             settings.STATIC_URL
             if settings.STATIC_URL.startswith("/")

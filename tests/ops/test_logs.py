@@ -14,7 +14,7 @@ from django.test import Client, RequestFactory
 from portal.logs import current_request_id, logging_config
 from portal.middleware import RequestIdMiddleware
 from tests.trunk_fixtures import API_KEY_A, CANARY, TRUNKS_URL, VALID, created, token_from
-from trunks.models import AuditKind, AuditRecord
+from trunks.models import AuditKind, AuditRecord, PasswordChangeRequired
 
 URL = "/trunks/new/"
 
@@ -42,6 +42,18 @@ def test_an_unknown_url_is_logged_with_a_bounded_route_name(json_log, db):
     [line] = json_log.requests()
     assert (line["route"], line["status"], line["user_id"]) == ("unmatched", 404, None)
     assert response.status_code == 404
+
+
+def test_a_request_a_middleware_answers_is_logged_under_the_page_it_asked_for(json_log, alice):
+    """Sent to set a password before any view ran: named for the page, not counted as unknown."""
+    PasswordChangeRequired.objects.create(user=alice)
+    client = Client()
+    client.force_login(alice)
+    json_log.lines.clear()
+    response = client.get(URL)
+    assert response.status_code == 302
+    [line] = [r for r in json_log.requests() if r["path"] == URL]
+    assert (line["route"], line["status"]) == ("trunks:create", 302)
 
 
 def test_a_view_names_the_tenant_through_request_log_tenant(json_log, tenant_a, rf: RequestFactory):
