@@ -2,19 +2,15 @@
 superusers, asked again before replacing an API key, throttled like the password."""
 
 import pytest
-from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.accounts.totp import code_for, steps_to_an_unused_code
 from trunks.accounts.models import SignInEvent
 from trunks.accounts.second_factor import recovery_codes_replace
 from trunks.reauth import REAUTH_SESSION_KEY
 
 pytestmark = pytest.mark.second_factor
 LOGIN = "/accounts/login/"
-
-
-def code_for(device, *, offset=0):
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=offset):06d}"
 
 
 def enrol(user):
@@ -124,7 +120,11 @@ def test_replacing_a_key_asks_for_a_current_code_too(client, adam, password):
     # The code used at log-in is used up: the next step's code is needed.
     ok = client.post(
         "/accounts/confirm-password/",
-        {"password": password, "code": code_for(device, offset=1), "next": "/tenants/alpha/key/"},
+        {
+            "password": password,
+            "code": code_for(device, offset=steps_to_an_unused_code(device)),
+            "next": "/tenants/alpha/key/",
+        },
     )
     assert ok.status_code == 302, ok.content.decode()
     assert REAUTH_SESSION_KEY in client.session
