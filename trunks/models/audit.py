@@ -119,7 +119,9 @@ class AuditRecord(models.Model):
             models.Index(fields=["actor", "-started_at", "-id"], name="audit_actor"),
             # One person's records of one status (the log's "Who" and "Status" filters together):
             # read in order instead of filtering the person's every record (issue 17).
-            models.Index(fields=["actor", "status", "-started_at", "-id"], name="audit_actor_status"),
+            models.Index(
+                fields=["actor", "status", "-started_at", "-id"], name="audit_actor_status"
+            ),
             models.Index(fields=["tenant", "kind", "-started_at", "-id"], name="audit_tenant_kind"),
             models.Index(fields=["kind", "-started_at", "-id"], name="audit_kind"),
             models.Index(fields=["trunk_username"], name="audit_trunk_username"),
