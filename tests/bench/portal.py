@@ -121,10 +121,8 @@ _TRANSACTION_CONTROL = re.compile(
 )
 
 
-def queries_during(fn, *, with_time: bool = False):
-    """SQL statements `fn` runs, transaction control (BEGIN, COMMIT, savepoints) not counted: SQLite
-    shows its BEGIN IMMEDIATE where PostgreSQL's driver hides it, and neither is a query. With
-    `with_time`, also the milliseconds spent executing statements (timed here, not rounded)."""
+def statements_during(fn) -> list[tuple[str, float]]:
+    """Every SQL statement `fn` runs, with the milliseconds it took to execute (timed here)."""
     import time
 
     from django.db import connection
@@ -136,14 +134,26 @@ def queries_during(fn, *, with_time: bool = False):
         try:
             return execute(sql, params, many, context)
         finally:
-            statements.append((sql, time.perf_counter() - start))
+            statements.append((sql, 1000 * (time.perf_counter() - start)))
 
     with connection.execute_wrapper(timed):
         fn()
-    count = sum(1 for sql, _ in statements if not _TRANSACTION_CONTROL.match(sql))
+    return statements
+
+
+def queries_count(statements) -> int:
+    """Statements that are queries: transaction control (BEGIN, COMMIT, savepoints) not counted —
+    SQLite shows its BEGIN IMMEDIATE where PostgreSQL's driver hides it, and neither is a query."""
+    return sum(1 for sql, _ in statements if not _TRANSACTION_CONTROL.match(sql))
+
+
+def queries_during(fn, *, with_time: bool = False):
+    """The queries `fn` runs (queries_count); with `with_time`, also the milliseconds spent
+    executing statements."""
+    statements = statements_during(fn)
     if with_time:
-        return count, sum(t for _, t in statements) * 1000
-    return count
+        return queries_count(statements), sum(ms for _, ms in statements)
+    return queries_count(statements)
 
 
 # --- Reading the portal's pages ------------------------------------------------------------------

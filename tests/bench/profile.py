@@ -194,6 +194,8 @@ def main(argv=None) -> int:
 def report(title: str, fn, steps, args) -> None:
     """`fn` run `--requests` times unprofiled (wall and CPU), once for its SQL, then as many times
     under cProfile."""
+    from .portal import queries_count, statements_during
+
     requests = args.requests
     wall, cpu = [], []
     for _ in range(requests):
@@ -201,7 +203,7 @@ def report(title: str, fn, steps, args) -> None:
         fn()
         wall.append(1000 * (time.perf_counter() - start))
         cpu.append(1000 * (time.thread_time() - start_cpu))
-    statements = capture_sql(fn)
+    statements = statements_during(fn)
     profiler = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
     for _ in range(requests):
         profiler.runcall(fn)
@@ -211,7 +213,7 @@ def report(title: str, fn, steps, args) -> None:
     print(f"\n## {title}")
     print(
         f"unprofiled: median {wall[len(wall) // 2]:.2f} ms wall, {cpu[len(cpu) // 2]:.2f} ms CPU "
-        f"over {requests} requests; {count_queries(statements)} queries (transaction control "
+        f"over {requests} requests; {queries_count(statements)} queries (transaction control "
         f"not counted); then {requests} requests under cProfile "
         f"({'CPU time' if args.cpu else 'wall clock'})\n"
     )
@@ -224,29 +226,6 @@ def report(title: str, fn, steps, args) -> None:
         print(f"\nmost own time (ms per request):\n{top_table(stats, requests, args.top, 2)}")
         print(f"\nmost cumulative time:\n{top_table(stats, requests, args.top, 3)}")
     sys.stdout.flush()
-
-
-def count_queries(statements) -> int:
-    from .portal import _TRANSACTION_CONTROL
-
-    return sum(1 for sql, _ in statements if not _TRANSACTION_CONTROL.match(sql))
-
-
-def capture_sql(fn) -> list[tuple[str, float]]:
-    from django.db import connection
-
-    statements = []
-
-    def timed(execute, sql, params, many, context):
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            statements.append((sql, 1000 * (time.perf_counter() - start)))
-
-    with connection.execute_wrapper(timed):
-        fn()
-    return statements
 
 
 if __name__ == "__main__":
