@@ -89,7 +89,7 @@ def worker(ctx, job_ids: list[int]) -> dict:
 
 def run(ctx) -> list[Figure]:
     try:
-        from trunks.bulk.services import bulk_job_work  # noqa: F401
+        from trunks.bulk.work import bulk_job_work  # noqa: F401
     except ImportError:
         raise FeatureMissing("bulk jobs") from None
     if not ctx.sandbox_available():

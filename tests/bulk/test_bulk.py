@@ -12,11 +12,11 @@ from trunks.bulk.services import (
     bulk_job_cancel,
     bulk_job_confirm,
     bulk_job_create,
-    bulk_job_work,
     bulk_jobs_revive,
     bulk_passwords_erase,
     bulk_results_download,
 )
+from trunks.bulk.work import bulk_job_work
 from trunks.models import AuditKind, AuditRecord, AuditStatus, BulkJobStatus, BulkRowStatus
 from trunks.provisioning.numbers import verified_numbers_get
 

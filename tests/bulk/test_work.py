@@ -17,14 +17,9 @@ from tests.trunk_fixtures import API_KEY_A, TRUNKS_URL, create_calls, created
 from trunks.audit.selectors import audit_filterset
 from trunks.audit.tasks import pending_attempts_expire
 from trunks.audit.writer import audit_attempt_start
-from trunks.bulk import services
-from trunks.bulk.services import (
-    ROW_ATTEMPTS,
-    bulk_job_cancel,
-    bulk_job_work,
-    bulk_jobs_revive,
-    row_token,
-)
+from trunks.bulk import work
+from trunks.bulk.services import bulk_job_cancel, bulk_jobs_revive, row_token
+from trunks.bulk.work import ROW_ATTEMPTS, bulk_job_work
 from trunks.crazytel.client import API_KEY_HEADER, CrazytelClient
 from trunks.crazytel.ratelimit import key_id, rate_limited_error
 from trunks.models import (
@@ -82,7 +77,7 @@ def _statements(queries) -> list[str]:
 def _job_statements(job, monkeypatch) -> tuple[list[str], int]:
     """The statements `bulk_job_work` sends for `job`, and how many of them trunk_create sent."""
     in_create = []
-    create = services.trunk_create
+    create = work.trunk_create
 
     def counted_create(**kwargs):
         before = len(connection.queries)
@@ -91,7 +86,7 @@ def _job_statements(job, monkeypatch) -> tuple[list[str], int]:
         finally:
             in_create.extend(connection.queries[before:])
 
-    monkeypatch.setattr(services, "trunk_create", counted_create)
+    monkeypatch.setattr(work, "trunk_create", counted_create)
     with CaptureQueriesContext(connection) as queries:
         assert bulk_job_work(job_id=job.pk) == "ended"
     return _statements(queries), len(_statements(in_create))
@@ -260,7 +255,7 @@ def test_without_update_returning_a_row_is_claimed_in_a_short_transaction(
 ):
     calls = _answer_creates(numbers_ok, statuses=(429,))
     job = confirm(make_job(alice, keyed_a, 2), alice, django_capture_on_commit_callbacks)
-    monkeypatch.setattr(services, "_update_returning", lambda: False)
+    monkeypatch.setattr(work, "_update_returning", lambda: False)
     assert bulk_job_work(job_id=job.pk) == "wait:1"
     _limiter_wait_over()
     assert bulk_job_work(job_id=job.pk) == "ended"

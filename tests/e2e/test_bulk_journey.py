@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from trunks.bulk.services import bulk_job_work
+from trunks.bulk.work import bulk_job_work
 from trunks.models import BulkJob, BulkRow
 from trunks.sandbox.models import SandboxTrunk
 

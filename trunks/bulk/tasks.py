@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.tasks import task
 from django.utils import timezone
 
-from .services import bulk_job_work
+from .work import bulk_job_work
 
 
 @task
