@@ -801,7 +801,7 @@ def test_an_unexpected_error_deep_in_requests_still_hides_the_secrets(mocked, cl
 
 def test_the_shared_session_never_keeps_a_cookie_for_the_next_tenant(mocked):
     # One pooled session serves every tenant: a cookie set for one must not reach another.
-    from trunks.crazytel.client import shared_session
+    from trunks.crazytel.transport import shared_session
 
     mocked.get(
         BALANCE_URL,

@@ -9,14 +9,9 @@ show (the methods holding them are `sensitive_variables`). Knows nothing of tena
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import http.cookiejar
 import json
 import logging
 import re
-import socket
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -26,9 +21,6 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     DecodeError,
     ProtocolError,
@@ -62,6 +54,7 @@ from .parsing import (
     parse_verified_numbers,
     redact,
 )
+from .transport import Deadline, call_deadline, shared_session, socket_of
 
 logger = logging.getLogger(__name__)
 
@@ -81,99 +74,6 @@ class RateLimiter(Protocol):
     def note_retry_after(self, seconds: float | None) -> None: ...
 
     def note_result(self, *, server_error: bool) -> None: ...
-
-
-_session_lock = threading.Lock()
-_shared_session: requests.Session | None = None
-
-
-class _Deadline:
-    """A call's deadline on the wall clock (time.monotonic), and whether it cut the connection."""
-
-    def __init__(self, at: float):
-        self.at = at
-        self.cut = False
-
-
-# The deadline of the call this thread is making, for the connection that reads its answer's head.
-_call_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
-    "crazytel_call_deadline", default=None
-)
-
-
-def _cut(sock, deadline: _Deadline) -> None:
-    deadline.cut = True
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
-
-
-class _DeadlineHeadMixin:
-    """The status line and headers read within the call's deadline on the wall clock.
-
-    http.client reads them line by line, and the socket's timeout bounds each read, not the whole:
-    an upstream sending one byte a second would hold the worker as long as it liked. A timer shuts
-    the socket down when the deadline passes (the body has its own check, `_read_body`).
-    """
-
-    def getresponse(self):
-        deadline = _call_deadline.get()
-        if deadline is None or self.sock is None:
-            return super().getresponse()
-        timer = threading.Timer(
-            max(0.0, deadline.at - time.monotonic()), _cut, (self.sock, deadline)
-        )
-        timer.daemon = True
-        timer.start()
-        try:
-            return super().getresponse()
-        finally:
-            timer.cancel()
-
-
-class _DeadlineHTTPConnection(_DeadlineHeadMixin, HTTPConnection):
-    pass
-
-
-class _DeadlineHTTPSConnection(_DeadlineHeadMixin, HTTPSConnection):
-    pass
-
-
-class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _DeadlineHTTPConnection
-
-
-class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _DeadlineHTTPSConnection
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _DeadlineHTTPConnectionPool,
-            "https": _DeadlineHTTPSConnectionPool,
-        }
-
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    # Connection pooling, and no automatic retries: the client decides what may be retried.
-    adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=20, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # A session shared by every tenant must never carry one tenant's cookies to another's call.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
-def shared_session() -> requests.Session:
-    """One pooled session per process, shared by every client (no credentials live on it)."""
-    global _shared_session
-    if _shared_session is None:
-        with _session_lock:
-            if _shared_session is None:
-                _shared_session = _new_session()
-    return _shared_session
 
 
 class CrazytelClient:
@@ -348,8 +248,8 @@ class CrazytelClient:
         content_type = ""
         retry_after_header = None
         location = ""
-        deadline = _Deadline(started + self.read_timeout)
-        deadline_token = _call_deadline.set(deadline)
+        deadline = Deadline(started + self.read_timeout)
+        deadline_token = call_deadline.set(deadline)
         try:
             with self.session.request(
                 method,
@@ -396,7 +296,7 @@ class CrazytelClient:
                 request_id=request_id,
             )
         finally:
-            _call_deadline.reset(deadline_token)
+            call_deadline.reset(deadline_token)
         elapsed_ms = (time.monotonic() - started) * 1000
 
         if error is not None and status is None:
@@ -437,14 +337,14 @@ class CrazytelClient:
 
     def _read_body(self, response: requests.Response, started: float) -> str:
         """The body, within the read timeout overall on the wall clock, and a size cap (the
-        status line and headers have theirs in `_DeadlineHeadMixin`).
+        status line and headers have theirs in `transport.DeadlineHeadMixin`).
 
         Each read waits at most the time left before the deadline (the socket's timeout is set to
         it before every read) and takes whatever has arrived, so an upstream dripping one byte a
         second cannot hold the worker past the deadline.
         """
         deadline = started + self.read_timeout
-        sock = _socket_of(response)
+        sock = socket_of(response)
         raw = response.raw
         chunks = []
         size = 0
@@ -468,19 +368,6 @@ class CrazytelClient:
                 raise _BodyTooLarge
             chunks.append(chunk)
         return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
-
-
-def _socket_of(response: requests.Response):
-    """The socket a streamed response reads from (plain or TLS), or None if it cannot be found.
-
-    http.client hands the socket to the response (and forgets it on the connection) when the
-    answer ends with the connection, so look in the response's file first.
-    """
-    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
-    sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    if sock is None:
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    return sock if hasattr(sock, "settimeout") else None
 
 
 # A path segment that names one thing: all digits, or 4+ characters holding a digit (a uuid, CT123).
