@@ -13,13 +13,9 @@ CRAZYTEL_RATE_LIMIT_PER_MINUTE=1000000: the shared limiter still takes a token f
 cost is counted), it just never makes the worker wait.
 """
 
-import json
-import os
 import secrets
-import subprocess
-import sys
 
-from .environment import BASE_DIR
+from .environment import fresh_process_run
 from .harness import FeatureMissing, Figure, Target, at_most, figure
 
 SECTION = "8"
@@ -73,18 +69,11 @@ def jobs_make(ctx, sizes: tuple[int, ...]) -> list[int]:
 
 
 def worker(ctx, job_ids: list[int]) -> dict:
-    env = {**os.environ, "DATABASE_URL": ctx.db.url, **WORKER_ENVIRON}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bulk_job_worker", *map(str, job_ids)],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
+    return fresh_process_run(
+        "tests.bench.bulk_job_worker",
+        *map(str, job_ids),
+        environ={"DATABASE_URL": ctx.db.url, **WORKER_ENVIRON},
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"bulk worker failed: {(done.stderr or done.stdout).strip()[-500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run(ctx) -> list[Figure]:

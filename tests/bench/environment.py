@@ -120,6 +120,24 @@ class BenchDatabase:
         self.old_name = None
 
 
+def fresh_process_run(module: str, *args: str, environ: dict[str, str]) -> dict:
+    """`python -m module args…` in a fresh process (its memory and CPU its own), with `environ`
+    added to this process's environment; returns the JSON object its last line of output prints."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=BASE_DIR,
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

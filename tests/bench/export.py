@@ -5,12 +5,7 @@ export's own high-water mark. The reference, run the same way, streams the same 
 a server-side cursor through the csv module: what the database and Python cost without the portal.
 """
 
-import json
-import os
-import subprocess
-import sys
-
-from .environment import BASE_DIR
+from .environment import fresh_process_run
 from .harness import Figure, at_least, at_most, figure, median
 from .portal import url_for
 
@@ -22,18 +17,9 @@ FIGURES = [
 
 
 def worker(ctx, *args: str) -> dict:
-    env = {**os.environ, "DATABASE_URL": ctx.db.url}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.export_worker", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
+    return fresh_process_run(
+        "tests.bench.export_worker", *args, environ={"DATABASE_URL": ctx.db.url}
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"export worker failed: {(done.stderr or done.stdout).strip()[-500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run(ctx) -> list[Figure]:
