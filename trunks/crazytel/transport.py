@@ -78,7 +78,7 @@ class _Watchdog:
 
     def unwatch(self, entry: list) -> None:
         with self._lock:
-            entry[2] = None
+            entry[2] = entry[3] = None  # kept no longer than its socket's use
 
     def _run(self) -> None:
         with self._lock:
