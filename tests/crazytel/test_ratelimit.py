@@ -403,6 +403,39 @@ def test_a_good_response_resets_the_failure_count(backend, api_key):
     lim.acquire()
 
 
+def test_a_good_answer_resets_the_count_its_token_found_and_skips_the_reset_otherwise(
+    backend, api_key, monkeypatch
+):
+    """The token's take reports whether failures were counted, so a good answer to a call that
+    found none costs no second round trip; one that found some resets them."""
+    lim = limiter(backend, api_key, per_window=50, breaker_threshold=2, max_wait=0)
+    results = []
+    real_result = backend.result
+    monkeypatch.setattr(
+        backend, "result", lambda *a, **k: results.append(k) or real_result(*a, **k)
+    )
+    lim.acquire()
+    lim.note_result(server_error=False)
+    assert results == []
+    lim.note_result(server_error=True)  # a failure this limiter noted itself…
+    lim.note_result(server_error=False)  # …is reset by the next good answer
+    assert [r["server_error"] for r in results] == [True, False]
+    lim.note_result(server_error=True)
+    lim.acquire()  # finds a failure counted: its good answer resets it
+    lim.note_result(server_error=False)
+    lim.note_result(server_error=True)
+    lim.acquire()  # one failure, not two: the breaker is closed
+    # Another process's failure between a clean token and its good answer stays counted: the
+    # breaker may open one call sooner, never later.
+    lim.note_result(server_error=False)
+    lim.acquire()
+    limiter(backend, api_key, per_window=50, breaker_threshold=2).note_result(server_error=True)
+    lim.note_result(server_error=False)
+    limiter(backend, api_key, per_window=50, breaker_threshold=2).note_result(server_error=True)
+    with pytest.raises(_rate_limited()):
+        lim.acquire()
+
+
 def test_after_the_cooloff_one_trial_call_goes_and_one_more_failure_reopens(backend, api_key):
     lim = limiter(
         backend, api_key, per_window=50, breaker_threshold=2, breaker_cooloff=0.3, max_wait=0

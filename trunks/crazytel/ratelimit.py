@@ -69,6 +69,8 @@ class Decision:
     # Why not: "window" (no token left), "blocked" (after a 429), "breaker" (upstream failing).
     reason: str = ""
     wait: float = 0.0
+    # Granted: whether the breaker's count of failures was above zero then (None: not known).
+    failing: bool | None = None
 
 
 # Decision.reason → the refusal reason portal.metrics counts.
@@ -105,7 +107,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < capacity then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
-  return {'granted', tostring(now)}
+  return {'granted', tostring(now), tonumber(redis.call('HGET', KEYS[2], 'failures') or '0')}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {'window', tostring(tonumber(oldest[2]) + window - now)}
@@ -172,10 +174,12 @@ class RedisBackend:
         return f"{self.prefix}:{key}:grants", f"{self.prefix}:{key}:state"
 
     def take(self, key: str, *, capacity: int, window: float) -> Decision:
-        outcome, value = self._take(keys=self._keys(key), args=[capacity, window, uuid.uuid4().hex])
+        outcome, value, *failures = self._take(
+            keys=self._keys(key), args=[capacity, window, uuid.uuid4().hex]
+        )
         outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
         if outcome == "granted":
-            return Decision(True)
+            return Decision(True, failing=bool(int(failures[0])) if failures else None)
         return Decision(False, outcome, max(0.0, float(value)))
 
     def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
@@ -244,6 +248,9 @@ class RateLimiter:
         # The reserve is at most a fifth of the budget, so a small budget keeps room for reads.
         self.write_reserve = max(0, min(reserve, self.capacity // 5))
         self.read_capacity = self.capacity - self.write_reserve
+        # The token just granted found no failures counted, and none was noted since: a good
+        # answer to its call has nothing to reset (see note_result).
+        self._nothing_to_reset = False
 
     def __repr__(self) -> str:
         # The HMAC is not secret, but a short prefix is enough to tell limiters apart in logs.
@@ -263,6 +270,7 @@ class RateLimiter:
                 self.key, capacity=capacity, window=self.window + self.guard
             )
             if decision.granted:
+                self._nothing_to_reset = decision.failing is False
                 if waited:
                     limiter_wait_observe(tenant=self.label, seconds=time.monotonic() - started)
                 return
@@ -303,7 +311,15 @@ class RateLimiter:
         self.backend.block(self.key, seconds=seconds, base=self.backoff_base, cap=self.backoff_max)
 
     def note_result(self, *, server_error: bool) -> None:
-        """After any other response: a 5xx counts towards the breaker, anything else resets it."""
+        """After any other response: a 5xx counts towards the breaker, anything else resets it.
+
+        A good answer to a call whose token found no failures counted skips the reset (a round
+        trip to the backend on nearly every call): a failure another process notes between that
+        token and this answer then stays counted, so the breaker may open one call sooner while
+        Crazytel flaps, never later, and no call more goes upstream."""
+        nothing_to_reset, self._nothing_to_reset = self._nothing_to_reset, False
+        if not server_error and nothing_to_reset:
+            return
         self.backend.result(
             self.key,
             server_error=server_error,

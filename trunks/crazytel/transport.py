@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
 import http.cookiejar
+import itertools
+import os
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -40,27 +44,79 @@ def _cut(sock, deadline: Deadline) -> None:
         sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
 
 
+class _Watchdog:
+    """One thread per process that shuts down the sockets of calls past their deadline (a thread
+    started for every call cost more than the rest of the client's work on it).
+
+    A call is watched from when its answer is awaited until its head is in; once `unwatch` returns,
+    its socket is never cut (cutting and unwatching take the same lock), so a pooled connection
+    reused by the next call is safe. Unwatched entries stay in the heap until their time comes.
+    """
+
+    def __init__(self):
+        self._pid = None
+
+    def _start(self) -> None:
+        # Per process: a worker forked after the parent started one has no thread of its own.
+        self._pid = os.getpid()
+        self._lock = threading.Condition()
+        self._heap: list[list] = []
+        self._order = itertools.count()
+        threading.Thread(target=self._run, name="crazytel-deadlines", daemon=True).start()
+
+    def watch(self, sock, deadline: Deadline) -> list:
+        if self._pid != os.getpid():
+            with _session_lock:
+                if self._pid != os.getpid():
+                    self._start()
+        entry = [deadline.at, next(self._order), sock, deadline]
+        with self._lock:
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._lock.notify()
+        return entry
+
+    def unwatch(self, entry: list) -> None:
+        with self._lock:
+            entry[2] = entry[3] = None  # kept no longer than its socket's use
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._lock.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                _at, _order, sock, deadline = heapq.heappop(self._heap)
+                _cut(sock, deadline)
+
+
+_watchdog = _Watchdog()
+
+
 class DeadlineHeadMixin:
     """The status line and headers read within the call's deadline on the wall clock.
 
     http.client reads them line by line, and the socket's timeout bounds each read, not the whole:
-    an upstream sending one byte a second would hold the worker as long as it liked. A timer shuts
-    the socket down when the deadline passes (the body has its own check, `CrazytelClient._read_body`).
+    an upstream sending one byte a second would hold the worker as long as it liked. The process's
+    watchdog shuts the socket down when the deadline passes (the body has its own check,
+    `CrazytelClient._read_body`).
     """
 
     def getresponse(self):
         deadline = call_deadline.get()
         if deadline is None or self.sock is None:
             return super().getresponse()
-        timer = threading.Timer(
-            max(0.0, deadline.at - time.monotonic()), _cut, (self.sock, deadline)
-        )
-        timer.daemon = True
-        timer.start()
+        entry = _watchdog.watch(self.sock, deadline)
         try:
             return super().getresponse()
         finally:
-            timer.cancel()
+            _watchdog.unwatch(entry)
 
 
 class DeadlineHTTPConnection(DeadlineHeadMixin, HTTPConnection):
@@ -88,8 +144,31 @@ class DeadlineAdapter(HTTPAdapter):
         }
 
 
+class _Session(requests.Session):
+    """requests' session, reading the environment's proxy and CA bundle settings once per origin
+    and process rather than on every call (scanning os.environ for proxies twice per call was a
+    tenth of the client's CPU). The environment of a running process does not change."""
+
+    _ENVIRONMENTS_MAX = 64
+
+    def __init__(self):
+        super().__init__()
+        self._environments: dict[tuple, dict] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, tuple(sorted(proxies.items())), stream, verify, cert)
+        found = self._environments.get(key)
+        if found is None:
+            found = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if len(self._environments) >= self._ENVIRONMENTS_MAX:
+                self._environments.clear()
+            self._environments[key] = found
+        return {**found, "proxies": dict(found["proxies"])}
+
+
 def _new_session() -> requests.Session:
-    session = requests.Session()
+    session = _Session()
     # Connection pooling, and no automatic retries: the client decides what may be retried.
     adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=20, max_retries=0)
     session.mount("https://", adapter)

@@ -9,6 +9,7 @@ from typing import Any
 
 from trunks.crazytel.contract import TRUNK_FIELDS
 from trunks.models import AuditRecord, Trunk
+from trunks.rows import row_insert
 
 # The settings a Trunk keeps: every documented field but the secret one (the password).
 SETTING_NAMES = tuple(spec.name for spec in TRUNK_FIELDS if not spec.secret)
@@ -39,7 +40,7 @@ def trunk_record_from_attempt(
     """Add the Trunk a create attempt made (`attempt` holds what was sent). Call inside the
     finalising transaction. A username already recorded is left as it is: one INSERT that skips a
     row whose username exists (ON CONFLICT DO NOTHING; the username is the Trunk's only unique
-    column besides its id), so no look-up first."""
+    column besides its id), so no look-up first, written by hand (trunks.rows)."""
     if not username:
         return
     defaults = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
@@ -53,4 +54,4 @@ def trunk_record_from_attempt(
         created_at=at or attempt.finished_at or attempt.started_at,
         created_record=attempt,
     )
-    Trunk.objects.bulk_create([trunk], ignore_conflicts=True)
+    row_insert(trunk, ignore_conflicts=True)

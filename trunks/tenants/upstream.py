@@ -168,7 +168,7 @@ class DatabaseBackend:
                 grants.append(now)
                 row.grants = grants
                 row.save(update_fields=["grants"])
-                return Decision(True)
+                return Decision(True, failing=row.failures > 0)
             if grants != row.grants:
                 row.grants = grants
                 row.save(update_fields=["grants"])
