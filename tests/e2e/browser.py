@@ -142,6 +142,11 @@ class PageWatch:
         self.console_errors.clear()
         self.failed_assets.clear()
 
+    def reset(self) -> None:
+        """As new, for the next test that borrows this browser (conftest.BrowserPool)."""
+        self.clear()
+        self.bodies.clear()
+
 
 def watch_context(context: BrowserContext) -> PageWatch:
     """Attach the CSP, script-error and asset watchers to every page of `context`."""
