@@ -267,8 +267,9 @@ class Portal:
             self.watch.clear()  # reported once, here, not again when the test ends
             raise AssertionError("The browser reported:\n" + "\n".join(problems))
 
-    def check(self, name: str | None = None) -> None:
-        """The page as it is now: clean, no serious or critical axe violation, screenshot kept."""
+    def check(self, name: str | None = None, *, rules: tuple[str, ...] | None = None) -> None:
+        """The page as it is now: clean, no serious or critical axe violation (of every rule, or
+        only `rules`), screenshot kept."""
         self.settled()
         self.assert_clean()
         if self.js:
@@ -276,7 +277,7 @@ class Portal:
             self.page.wait_for_function(
                 "() => document.getAnimations().every(a => a.playState !== 'running')"
             )
-            violations = axe_violations(self.page)
+            violations = axe_violations(self.page, rules)
             fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
             assert not fatal, f"axe on {self.page.url} ({name}):\n" + format_violations(fatal)
             if violations:
