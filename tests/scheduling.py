@@ -20,20 +20,22 @@ from xdist.scheduler import LoadScopeScheduling
 
 E2E = "tests/e2e/"
 MAX_BROWSER_GROUPS = 4
-# Each browser test file's rough cost (seconds, from `--durations` of a whole run); a file not listed counts
-# DEFAULT_WEIGHT. Only the split's balance depends on them; a wrong figure costs time, not a result.
+# Each browser test file's rough cost (CPU-seconds, Chromium's included, of a one-process run of
+# tests/e2e: the machine is CPU-bound, so that is what the groups must share); a file not listed
+# counts DEFAULT_WEIGHT. Only the split's balance depends on them; a wrong figure costs time, not a
+# result.
 FILE_WEIGHTS = {
-    "test_trunk_lifecycle_journey.py": 63,
-    "test_every_page.py": 58,
-    "test_staff_journey.py": 40,
-    "test_admin_journey.py": 16,
-    "test_admin_csp.py": 16,
-    "test_manager_journey.py": 13,
-    "test_bulk_journey.py": 10,
-    "test_login.py": 8,
-    "test_audit_log_browser.py": 7,
-    "test_oidc_journey.py": 6,
-    "test_second_factor_journey.py": 6,
+    "test_trunk_lifecycle_journey.py": 62,
+    "test_every_page.py": 49,
+    "test_staff_journey.py": 35,
+    "test_admin_csp.py": 27,
+    "test_admin_journey.py": 21,
+    "test_manager_journey.py": 15,
+    "test_login.py": 11,
+    "test_bulk_journey.py": 9,
+    "test_oidc_journey.py": 9,
+    "test_second_factor_journey.py": 7,
+    "test_audit_log_browser.py": 5,
     "test_browser_available.py": 0,
 }
 DEFAULT_WEIGHT = 10

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from .browser import axe_violations, until
+from .browser import THEME_RULES, axe_violations, until
 
 
 def test_a_person_logs_in_after_a_wrong_password_and_logs_out(portal, charlie, password):
@@ -78,6 +78,15 @@ def test_the_axe_scan_finds_a_serious_violation(portal, charlie):
     )
     ids = {v["id"] for v in axe_violations(portal.page) if v["impact"] in {"serious", "critical"}}
     assert "label" in ids
+    # The second theme's scan (only the rules a theme can change) still sees a contrast failure
+    # there, and runs nothing else (the unlabelled field is not reported again).
+    portal.page.emulate_media(color_scheme="dark")
+    portal.page.evaluate(
+        """() => { const p = document.createElement("p"); p.textContent = "Hard to read";
+                   p.style.color = "#18202a"; document.querySelector("main").append(p); }"""
+    )
+    ids = {v["id"] for v in axe_violations(portal.page, THEME_RULES)}
+    assert ids == {"color-contrast"}
     portal.assert_clean()
 
 

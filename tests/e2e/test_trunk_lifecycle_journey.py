@@ -169,8 +169,12 @@ def test_staff_find_their_trunk_suspend_enable_and_change_its_password_and_calle
     portal = open_portal()
     page = portal.page
     # The pages are the same whichever Crazytel answers: axe scans them once (the sandbox run);
-    # the other run holds every page to the CSP and script-error watch.
-    check = portal.check if upstream.name == "sandbox" else (lambda _name: portal.assert_clean())
+    # the other run holds every page to the CSP and script-error watch. What Crazytel plays no
+    # part in (the list's search and state filter read the portal's own records, Back after the
+    # password, the manager's audit page) is walked once, in the sandbox run: the other run
+    # proves what depends on the upstream, every change it receives and answers.
+    sandbox = upstream.name == "sandbox"
+    check = portal.check if sandbox else (lambda _name: portal.assert_clean())
     portal.login_as(alice)
     portal.goto("/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Trunks").click()
@@ -180,20 +184,21 @@ def test_staff_find_their_trunk_suspend_enable_and_change_its_password_and_calle
     expect(rows).to_have_count(2)
     check("lifecycle-trunk-list")
 
-    # Free text: a word of the description, then a caller ID typed as dialled.
-    page.get_by_label("Search").fill("front")
-    expect(page).to_have_url(re.compile(r"/trunks/\?q=front(&|$)"))
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text(mine.username)
-    expect(rows.first).to_contain_text("02 9876 5432")
-    portal.settled()
-    page.get_by_label("Search").fill("03 8765 4321")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text(theirs.username)
-    portal.settled()
-    page.get_by_label("Search").fill("")
-    expect(rows).to_have_count(2)
-    portal.settled()
+    if sandbox:
+        # Free text: a word of the description, then a caller ID typed as dialled.
+        page.get_by_label("Search").fill("front")
+        expect(page).to_have_url(re.compile(r"/trunks/\?q=front(&|$)"))
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(mine.username)
+        expect(rows.first).to_contain_text("02 9876 5432")
+        portal.settled()
+        page.get_by_label("Search").fill("03 8765 4321")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(theirs.username)
+        portal.settled()
+        page.get_by_label("Search").fill("")
+        expect(rows).to_have_count(2)
+        portal.settled()
     page.get_by_role("link", name=mine.username).click()
     portal.settled()
     expect(page).to_have_url(portal.url(f"/trunks/{mine.username}/"))
@@ -220,16 +225,17 @@ def test_staff_find_their_trunk_suspend_enable_and_change_its_password_and_calle
     # The list's state filter finds it among the suspended, and only there.
     page.get_by_role("link", name="← Trunks").click()
     portal.settled()
-    page.get_by_label("State").select_option(label="Suspended")
-    expect(page).to_have_url(re.compile(r"[?&]state=suspended(&|$)"))
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text(mine.username)
-    expect(rows.first).to_contain_text("suspended")
-    portal.settled()
-    page.get_by_label("State").select_option(label="Enabled")
-    expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text(theirs.username)
-    portal.goto("/trunks/?state=suspended")
+    if sandbox:
+        page.get_by_label("State").select_option(label="Suspended")
+        expect(page).to_have_url(re.compile(r"[?&]state=suspended(&|$)"))
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(mine.username)
+        expect(rows.first).to_contain_text("suspended")
+        portal.settled()
+        page.get_by_label("State").select_option(label="Enabled")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(theirs.username)
+        portal.goto("/trunks/?state=suspended")
     page.get_by_role("link", name=mine.username).click()
     portal.settled()
 
@@ -270,10 +276,11 @@ def test_staff_find_their_trunk_suspend_enable_and_change_its_password_and_calle
     portal.goto(f"/trunks/{mine.username}/")
     expect(page.locator("#trunk-password")).to_have_count(0)
     expect(page.locator(".history-table")).to_contain_text("Password changed (never recorded)")
-    with pytest.raises(PlaywrightError, match="ERR_CACHE_MISS"):
-        page.go_back()
-    expect(page).to_have_url(re.compile("^chrome-error://"))  # the browser's own error page
-    assert NEW_PASSWORD not in page.content()
+    if sandbox:
+        with pytest.raises(PlaywrightError, match="ERR_CACHE_MISS"):
+            page.go_back()
+        expect(page).to_have_url(re.compile("^chrome-error://"))  # the browser's own error page
+        assert NEW_PASSWORD not in page.content()
     portal.goto("/trunks/")
     expect(rows).to_have_count(2)
     assert not password_shown_since(portal, shown_at, NEW_PASSWORD)
@@ -300,15 +307,16 @@ def test_staff_find_their_trunk_suspend_enable_and_change_its_password_and_calle
     expect(history).to_have_count(5)
     expect(history.nth(0)).to_contain_text("Trunk settings changed")
     expect(history.nth(4)).to_contain_text("Trunk created")
-    record = AuditRecord.objects.get(kind=AuditKind.TRUNK_PASSWORD_CHANGED)
-    manager = open_portal()
-    manager.login_as(mallory)
-    manager.goto(f"/audit/{record.pk}/")
-    expect(manager.page.locator("main")).to_contain_text("Password changed")
     assert not password_shown_since(portal, shown_at, NEW_PASSWORD)
-    assert not password_shown_since(manager, 0, NEW_PASSWORD)
     for stored in AuditRecord.objects.all():
         assert NEW_PASSWORD not in str(stored.data) + str(stored.response)
+    if sandbox:
+        record = AuditRecord.objects.get(kind=AuditKind.TRUNK_PASSWORD_CHANGED)
+        manager = open_portal()
+        manager.login_as(mallory)
+        manager.goto(f"/audit/{record.pk}/")
+        expect(manager.page.locator("main")).to_contain_text("Password changed")
+        assert not password_shown_since(manager, 0, NEW_PASSWORD)
 
 
 # --- The manager's audit log -------------------------------------------------------------------
