@@ -159,6 +159,10 @@ CACHES["default"].setdefault("KEY_PREFIX", "portal")
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     # The same backend, reusing its redis-py clients (portal/cache.py).
     CACHES["default"]["BACKEND"] = "portal.cache.RedisCache"
+    # Sessions read from Redis (one GET, ~0.1 ms) instead of a query on every page (~0.5 ms), still
+    # written to the database, which stays the record: a miss reads the row. Only with a cache every
+    # process shares: a per-process cache would keep a session another process ended.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
