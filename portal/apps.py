@@ -8,4 +8,5 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import auth, checks, throttle  # noqa: F401 (registers the checks and signal receivers)
+        # Registers the checks and signal receivers (user_cache's in every process that writes users).
+        from portal import auth, checks, throttle, user_cache  # noqa: F401

@@ -1,8 +1,8 @@
 """Template context shared by every page."""
 
-from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 
+from portal.fixed_urls import fixed_url
 from trunks.access import user_best_role
 from trunks.models import Role
 
@@ -32,7 +32,7 @@ def _nav_items(request, user) -> list[dict]:
     for label, url_name, needed in NAV_ITEMS:
         if best is None or not best.includes(needed):
             continue
-        items.append({"label": label, "url": reverse(url_name), "active": False})
+        items.append({"label": label, "url": fixed_url(url_name), "active": False})
     # One item is the current page's: the longest URL the path starts with (/trunks/new/ is
     # "New trunk", not also "Trunks").
     matching = [item for item in items if request.path.startswith(item["url"])]

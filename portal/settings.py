@@ -89,7 +89,8 @@ MIDDLEWARE = [
     "portal.middleware.SessionRefreshMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's AuthenticationMiddleware, the user read from the cache when USER_CACHE is on.
+    "portal.user_cache.CachedUserAuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django_otp.middleware.OTPMiddleware",
     # After OTPMiddleware: a local account that needs its second factor sees only the 2FA pages.
@@ -156,9 +157,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
 CACHES["default"].setdefault("KEY_PREFIX", "portal")
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+_cache_shared = CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+if _cache_shared:
     # The same backend, reusing its redis-py clients (portal/cache.py).
     CACHES["default"]["BACKEND"] = "portal.cache.RedisCache"
+# Every page's session and signed-in user read from Redis (one GET each, ~0.1 ms) instead of a query
+# each (~0.5 and ~0.3 ms): sessions are still written to the database, which stays the record (a
+# miss reads the row); the user's copy is dropped by any write of the row (portal/user_cache.py).
+# Only with a cache every process shares: a per-process cache would keep what another process ended.
+if _cache_shared:
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+USER_CACHE = _cache_shared
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -200,7 +209,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "portal.storage.StaticFilesStorage"
         )
     },
 }

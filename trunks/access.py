@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import Http404
 
+from .audit.cache import TENANTS, audit_cache_generation_bump, audit_cached
 from .errors import NotPermitted
 from .models import Membership, Role, Tenant, Trunk
 
@@ -106,8 +109,7 @@ def user_tenant_access(*, user: User) -> list[TenantAccess]:
     if cached is not None:
         return cached
     if user.is_superuser:
-        rows = Tenant.objects.order_by("name").values_list("id", "name", "slug")
-        access = [TenantAccess(pk, name, slug, Role.ADMIN) for pk, name, slug in rows]
+        access = [TenantAccess(pk, name, slug, Role.ADMIN) for pk, name, slug in tenants_all()]
     else:
         rows = (
             Membership.objects.filter(user=user)
@@ -117,6 +119,25 @@ def user_tenant_access(*, user: User) -> list[TenantAccess]:
         access = [TenantAccess(*row) for row in rows]
     user._portal_tenant_access = access
     return access
+
+
+def tenants_all() -> list[tuple[int, str, str]]:
+    """(id, name, slug) of every tenant, by name: what a superuser's menus list. Shared through
+    the cache (a query on every page of a superuser's, issue 17's profile) and dropped when any
+    tenant is saved or deleted (_tenants_changed), so it is never older than the last commit."""
+    return audit_cached(
+        ("tenants",),
+        lambda: list(Tenant.objects.order_by("name").values_list("id", "name", "slug")),
+        generation=TENANTS,
+    )
+
+
+@receiver(post_save, sender=Tenant, dispatch_uid="access.tenant_saved")
+@receiver(post_delete, sender=Tenant, dispatch_uid="access.tenant_deleted")
+def _tenants_changed(sender, **kwargs) -> None:
+    # Every write of a tenant row goes through save() or delete() (admin, services, commands):
+    # none renames one with QuerySet.update().
+    audit_cache_generation_bump(TENANTS)
 
 
 def user_tenants_loaded(*, user: User) -> list[Tenant]:

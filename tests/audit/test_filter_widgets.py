@@ -82,3 +82,40 @@ def test_filter_forms_built_from_one_class_share_no_choices_or_errors():
     assert list(second.form.fields["tenant"].choices) == [("", "All tenants"), ("2", "Beta")]
     assert 'value="failed" selected' in str(first.form["status"])
     assert "selected" not in str(second.form["status"]).replace('value="" selected', "")
+    # Each filter set has its own filters (copied one level deep), and a method filter (the
+    # search, the dates, the job) calls its own filter set's method.
+    for name, own in first.filters.items():
+        assert own is not second.filters[name]
+        assert own.parent is first and second.filters[name].parent is second
+    for name in ("q", "date_from", "date_to", "job", "sort"):
+        assert first.filters[name].filter.f is first.filters[name]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "CT123456", "30 Nov 2026 10:00:00 AEDT", "—", None, 42, HOSTILE, "a&b", "it's"]
+)
+def test_the_log_rows_escape_a_value_exactly_as_django_does(value):
+    from django.utils.html import escape
+
+    from trunks.audit.views import _text
+
+    assert _text(value) == escape(value)
+
+
+def test_the_menus_of_one_list_of_choices_check_and_write_as_djangos_choice_field_does():
+    from trunks.audit.filters import MenuChoiceField
+
+    people = [(1, "ann"), (2, HOSTILE), (10, "bob")]
+    ours = MenuChoiceField(choices=people, empty_label="Anyone", widget=QuickSelect, required=False)
+    plain = forms.ChoiceField(choices=[("", "Anyone"), *people], required=False)
+    for value in ("", "1", "2", "10", "3", "01", HOSTILE):
+        assert ours.valid_value(value) == (value != "" and plain.valid_value(value))
+    assert ours.clean("10") == plain.clean("10") == "10"
+    with pytest.raises(forms.ValidationError):
+        ours.clean("3")
+    ours.menu_set([(5, "eve")])
+    assert ours.valid_value("5") and not ours.valid_value("1")
+    written = ours.widget.render("actor", "5")
+    assert written == forms.Select(choices=[("", "Anyone"), ("5", "eve")]).render(
+        "actor", "5"
+    ).replace("\n", "").replace("  ", "")

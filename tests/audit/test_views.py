@@ -459,6 +459,30 @@ def test_chart_counts_are_shared_briefly_and_dropped_when_a_record_is_written(
     assert len(_aggregates(after_write)) == 1
 
 
+def test_a_superusers_tenant_menu_is_shared_and_follows_every_tenant_change(
+    client, root, tenant_a, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import TenantFactory
+
+    client.force_login(root)
+    client.get(LIST)
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(LIST)
+    assert not any('"trunks_tenant"' in q["sql"] for q in ctx.captured_queries)
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_a.name = "Alpha renamed"
+        tenant_a.save()
+        added = TenantFactory(name="Zulu added")
+    menu = client.get(LIST).content.decode()
+    assert "Alpha renamed" in menu and f'<option value="{added.pk}">Zulu added</option>' in menu
+    with django_capture_on_commit_callbacks(execute=True):
+        added.delete()
+    assert "Zulu added" not in client.get(LIST).content.decode()
+
+
 def test_cached_chart_is_per_reader_scope(client, mallory, brenda, root, two_tenants_log):
     htmx = {"HX-Request": "true"}
     client.force_login(mallory)

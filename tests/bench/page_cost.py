@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="bench-root", help="whose session (an existing user)")
     parser.add_argument("--n", type=int, default=200, help="timed requests per URL")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of each URL")
+    parser.add_argument(
+        "--cpu", action="store_true", help="profile the thread's CPU time, not the wall clock"
+    )
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key")
     parser.add_argument("--lines", type=int, default=50)
     parser.add_argument("--sql", action="store_true", help="print each URL's SQL statements")
@@ -94,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
             wall.append((time.perf_counter() - started) * 1000)
         print(
             f"{url}: {statistics.median(cpu):.2f} ms CPU, {statistics.median(wall):.2f} ms wall "
-            f"(medians of {args.n}), {len(statements)} SQL statements; "
+            f"(medians of {args.n}; CPU lowest decile {statistics.quantiles(cpu, n=10)[0]:.2f}), "
+            f"{len(statements)} SQL statements; "
             f"load average {os.getloadavg()[0]:.1f}"
         )
         if args.sql:
             for sql in statements:
                 print(f"    {sql[:160]}")
         if args.profile:
-            profile = cProfile.Profile()
+            profile = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
             profile.enable()
             for _ in range(args.n):
                 get(url)

@@ -1,11 +1,15 @@
 """Login and sessions: throttling by username and address, client IP, passwords, timeouts, re-auth."""
 
 import time
+from importlib import import_module
 
 import pytest
 from axes.models import AccessAttempt
+from django.conf import settings as django_settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.test import RequestFactory
@@ -187,15 +191,30 @@ def test_a_new_login_restarts_the_absolute_clock(client, charlie, password):
     assert client.session[SESSION_STARTED_KEY] >= int(time.time()) - 5
 
 
+def session_expiry_move(key: str, when) -> None:
+    """As if time had passed: the stored session `key` ends at `when`. The row is the record; a
+    cached_db store (sessions over Redis) also keeps a copy, dropped here as its own delete()
+    drops it, so the next request reads the row."""
+    Session.objects.filter(session_key=key).update(expire_date=when)
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    if hasattr(store, "cache_key_prefix"):
+        caches[django_settings.SESSION_CACHE_ALIAS].delete(store.cache_key_prefix + key)
+
+
+def test_sessions_are_cached_only_in_a_cache_every_process_shares():
+    # A per-process cache (locmem) would go on serving a session another process ended.
+    cached = django_settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
+    shared = isinstance(caches["default"], RedisCache)
+    assert cached == shared
+
+
 def test_an_idle_session_expires(client, charlie, password, settings):
     assert 0 < settings.SESSION_COOKIE_AGE <= 60 * 60
     assert 0 < settings.SESSION_REFRESH_INTERVAL <= 5 * 60
     login(client, "charlie", password)
     assert client.get("/").status_code == 200
     # As if the idle timeout had passed since the last request.
-    Session.objects.filter(session_key=client.session.session_key).update(
-        expire_date=timezone.now() - timezone.timedelta(seconds=1)
-    )
+    session_expiry_move(client.session.session_key, timezone.now() - timezone.timedelta(seconds=1))
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
@@ -205,9 +224,7 @@ def _last_saved_ago(client, seconds):
     session = client.session
     session[SESSION_REFRESHED_KEY] = int(time.time()) - seconds
     session.save()
-    Session.objects.filter(session_key=session.session_key).update(
-        expire_date=timezone.now() + timezone.timedelta(seconds=60)
-    )
+    session_expiry_move(session.session_key, timezone.now() + timezone.timedelta(seconds=60))
     return session.session_key
 
 
@@ -395,5 +412,17 @@ def test_reauth_is_fresh_ignores_garbage_in_the_session(rf):
 
 def test_the_password_check_page_needs_a_login(client, db):
     response = client.get(reverse("reauth"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
+
+
+def test_a_logged_out_session_cookie_signs_nobody_in(client, charlie, password):
+    # Also with sessions read from the cache (cached_db): logging out drops the cached copy.
+    login(client, "charlie", password)
+    assert client.get("/").status_code == 200
+    ended = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    client.post(reverse("logout"))
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = ended
+    response = client.get("/")
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)

@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 RECORDS = "records"  # figures computed from the records
 PEOPLE = "people"  # figures computed from memberships
+TENANTS = (
+    "tenants"  # the list of every tenant (trunks.access), dropped on any tenant's save or delete
+)
 
 
 def _ttl() -> int:
@@ -36,6 +39,13 @@ def _bump(*generations: str) -> None:
 def audit_cache_clear() -> None:
     """Drop every cached figure now: the next page view recomputes them."""
     _bump(RECORDS, PEOPLE)
+
+
+def audit_cache_generation_bump(generation: str) -> None:
+    """Drop the figures of `generation` once the current transaction commits (at once outside
+    one): a reader that computed from the rows before the commit stored them under the old
+    generation."""
+    transaction.on_commit(lambda: _bump(generation))
 
 
 def _chain_head_key(tenant_id: int) -> str:

@@ -68,11 +68,14 @@ def record_number(record: AuditRecord) -> str:
     return f"#{record.chain_seq}" if record.chain_seq else "pending"
 
 
-def audit_row(record: AuditRecord) -> dict[str, Any]:
-    """One record as the log's columns (plain values; the When column in ISO 8601, local time)."""
+def audit_row(record: AuditRecord, *, local=None) -> dict[str, Any]:
+    """One record as the log's columns (plain values; the When column in ISO 8601, local time:
+    `local`, when the caller has it already)."""
+    if local is None:
+        local = timezone.localtime(record.started_at)
     return {
         "number": record.chain_seq,
-        "when": timezone.localtime(record.started_at).isoformat(timespec="seconds"),
+        "when": local.isoformat(timespec="seconds"),
         "tenant": record.tenant_name,
         "actor": record.actor_username,
         "kind": _KIND_LABELS.get(record.kind, record.kind),

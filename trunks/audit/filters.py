@@ -4,7 +4,10 @@ import copy
 import functools
 import html
 import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import django_filters
 from django import forms
@@ -67,12 +70,18 @@ class QuickSelect(forms.Select):
     "Who" menu of a superuser lists every person. Same markup as forms.Select. The options are
     plain f-strings over html.escape (what Django's escape() uses): format_html's per-value
     conditional_escape made this menu a fifth of the audit page's time (issue 17's profile). The
-    options of a list of choices are written once per process (_options_html) and the chosen one
-    marked in the copy: escaping a superuser's "Who" menu on every page was 6% of the page."""
+    options of a list of choices are written once per process (_options_html, or the field's
+    Menu) and the chosen one marked in the copy: escaping a superuser's "Who" menu on every page
+    was 6% of the page."""
+
+    menu: "Menu | None" = None
 
     def render(self, name, value, attrs=None, renderer=None):
         final = self.build_attrs(self.attrs, attrs)
-        options = _options_html(tuple((str(key), str(label)) for key, label in self.choices))
+        if self.menu is not None:
+            options = self.menu.html
+        else:
+            options = _options_html(tuple((str(key), str(label)) for key, label in self.choices))
         for chosen in {str(v) for v in self.format_value(value)}:
             # As forms.Select: the first option with the value is the selected one.
             tag = f'<option value="{_escape(chosen)}"'
@@ -89,6 +98,54 @@ def _options_html(choices: tuple[tuple[str, str], ...]) -> str:
     return "".join(
         f'<option value="{_escape(key)}">{_escape(label)}</option>' for key, label in choices
     )
+
+
+@dataclass(frozen=True)
+class Menu:
+    """A menu's options as a form needs them, worked out once per process for each list of
+    choices (menu_for): the (value, label) pairs, the empty option first; the values one may
+    choose; the <option>s. Checking and writing a superuser's "Who" menu (every person) through
+    Django's ChoiceField walked its choices four times a page (issue 17's profile)."""
+
+    options: tuple[tuple[str, str], ...]
+    values: frozenset[str]
+    html: str
+
+
+@functools.lru_cache(maxsize=128)
+def menu_for(choices: tuple[tuple[Any, Any], ...], empty_label: str | None) -> Menu:
+    options = tuple((str(key), str(label)) for key, label in choices)
+    if empty_label is not None:
+        options = (("", empty_label), *options)
+    return Menu(
+        options=options,
+        values=frozenset(key for key, _ in options if key != ""),
+        html=_options_html(options),
+    )
+
+
+class MenuChoiceField(forms.ChoiceField):
+    """A ChoiceField over a Menu: the same choices, checks and markup (with QuickSelect), without
+    normalising, copying or walking the choices on every form. `menu_set` gives an instance its
+    own choices (the reader's tenants and people)."""
+
+    def __init__(self, *, choices=(), empty_label: str | None = "---------", **kwargs):
+        self.empty_label = empty_label
+        super().__init__(**kwargs)
+        self.menu_set(choices() if callable(choices) else choices)
+
+    def menu_set(self, choices) -> None:
+        self.menu = menu_for(tuple(choices), self.empty_label)
+        # Already (value, label) strings: Django's setter would normalise them again.
+        self._choices = self.widget.choices = self.menu.options
+        self.widget.menu = self.menu
+
+    def valid_value(self, value) -> bool:
+        return str(value) in self.menu.values
+
+
+class MenuChoiceFilter(django_filters.ChoiceFilter):
+    field_class = MenuChoiceField
 
 
 def _escape(value) -> str:
@@ -139,30 +196,47 @@ class AuditFilterForm(forms.Form):
         return cleaned
 
 
+class _FiltersCopiedOneLevel(OrderedDict):
+    """A FilterSet's class filters, copied for each instance one level deep instead of deep:
+    django-filter's __init__ then sets the instance's `model` and `parent` on its own copies, and
+    their fields, widgets and validators (built into the form class once per process) are not
+    copied again on every page (a tenth of the audit page's CPU in issue 17's profile)."""
+
+    def __deepcopy__(self, memo):
+        copies = OrderedDict()
+        for name, original in self.items():
+            copied = copy.copy(original)
+            copied.__dict__.pop("_field", None)
+            # A method filter calls its method through the filter it was bound to: bind a new
+            # one to the copy, so it reaches this instance's `parent`.
+            copied.method = original.method
+            copies[name] = copied
+        return copies
+
+
 class AuditRecordFilter(django_filters.FilterSet):
     # Plain choices (ids) rather than model choices: the reader's tenants and people are read
     # once per request (tenants) or from a short-lived cache (people), not queried again to
     # build and validate the menus.
-    tenant = django_filters.ChoiceFilter(
+    tenant = MenuChoiceFilter(
         field_name="tenant_id",
         choices=[],
         empty_label="All tenants",
         label="Tenant",
         widget=QuickSelect,
     )
-    actor = django_filters.ChoiceFilter(
+    actor = MenuChoiceFilter(
         field_name="actor_id", choices=[], empty_label="Anyone", label="Who", widget=QuickSelect
     )
-    # Fixed menus as functions: a FilterSet deep-copies its filters and a Form its fields, choices
-    # and all, on every page; a function is copied as it is.
-    status = django_filters.ChoiceFilter(
-        choices=lambda: AuditStatus.choices,
+    # Fixed menus: their Menu is shared by every form (a Form deep-copies its fields on every page).
+    status = MenuChoiceFilter(
+        choices=AuditStatus.choices,
         empty_label="Any status",
         label="Status",
         widget=QuickSelect,
     )
-    kind = django_filters.ChoiceFilter(
-        choices=lambda: AuditKind.choices, empty_label="Any kind", label="Kind", widget=QuickSelect
+    kind = MenuChoiceFilter(
+        choices=AuditKind.choices, empty_label="Any kind", label="Kind", widget=QuickSelect
     )
     date_from = _date_filter(label="From", method="filter_date_from")
     date_to = _date_filter(label="To", method="filter_date_to")
@@ -185,8 +259,8 @@ class AuditRecordFilter(django_filters.FilterSet):
     )
     # A bulk job (issue 14): its own records and each of its rows' attempts. Set from the job's page.
     job = django_filters.UUIDFilter(method="filter_job", label="Bulk job", widget=QuickHiddenInput)
-    sort = django_filters.ChoiceFilter(
-        choices=lambda: SORT_CHOICES,
+    sort = MenuChoiceFilter(
+        choices=SORT_CHOICES,
         method="filter_nothing",
         empty_label=None,
         label="Order",
@@ -203,7 +277,7 @@ class AuditRecordFilter(django_filters.FilterSet):
         self._tenants = {str(t.id): t for t in tenants}
         self._menus = {
             "tenant": [(str(t.id), t.name) for t in tenants],
-            "actor": [(str(pk), name) for pk, name in actors],
+            "actor": actors,
         }
         super().__init__(*args, **kwargs)
 
@@ -228,7 +302,7 @@ class AuditRecordFilter(django_filters.FilterSet):
             # before the form is built: a Form deep-copies its fields, choices and all, and a
             # superuser's "Who" menu lists everyone (issue 17's profile).
             for name, choices in self._menus.items():
-                form.fields[name].choices = choices
+                form.fields[name].menu_set(choices)
         return self._form
 
     @property
@@ -279,3 +353,6 @@ class AuditRecordFilter(django_filters.FilterSet):
 
     def filter_nothing(self, queryset, name, value):
         return queryset  # ordering is applied by the selector, which pages by it
+
+
+AuditRecordFilter.base_filters = _FiltersCopiedOneLevel(AuditRecordFilter.base_filters)

@@ -1,0 +1,118 @@
+"""The signed-in user without a query on every page: Django's AuthenticationMiddleware, reading the
+user row from the cache when the cache holds a copy no write has replaced.
+
+What is kept, per user: the row's fields except the password hash (never copied out of the
+database: a copy's `password` is a deferred field, read from the database if anything asks for it,
+and left out of a save), and the session auth hash (what Django keeps in the session, an HMAC of
+the password hash) it was read with. Under a generation of that user's bumped after any save or
+delete of the row commits (a changed password, `is_active`, `is_superuser`, a new log-in's
+`last_login`), so a copy read before a write is never used after it.
+
+A copy is used only when the session's auth hash equals it exactly and the session names a backend
+still configured; in every other case (no copy, a hash made with a fallback secret, a mismatch,
+a cache error) Django's own get_user decides from the database, and ends the session if it must.
+"""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, get_user_model
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils.crypto import constant_time_compare
+from django.utils.functional import SimpleLazyObject
+
+logger = logging.getLogger(__name__)
+
+# Long enough to spare the queries of a person at work, short enough that nothing unforeseen
+# (a write that bypasses save(), which the portal has none of) lasts.
+USER_CACHE_SECONDS = 60
+
+
+def _keys(user_id) -> tuple[str, str]:
+    return f"auth:user-generation:{user_id}", f"auth:user:{user_id}"
+
+
+def _fields() -> list[str]:
+    return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+
+
+def user_from_session(request):
+    """The request's user: from the cache when it may be, else Django's get_user."""
+    if not settings.USER_CACHE:
+        return auth.get_user(request)
+    try:
+        user_id = auth._get_user_session_key(request)
+        backend_path = request.session[BACKEND_SESSION_KEY]
+        session_hash = request.session.get(HASH_SESSION_KEY)
+    except KeyError:
+        return auth.get_user(request)  # nobody signed in
+    if backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
+        return auth.get_user(request)
+    generation_key, user_key = _keys(user_id)
+    try:
+        found = cache.get_many([generation_key, user_key])
+        generation = found.get(generation_key)
+        if generation is None:
+            cache.add(generation_key, uuid.uuid4().hex, None)
+            generation = cache.get(generation_key)
+    except Exception:
+        logger.warning("user cache: unavailable, reading the user", exc_info=True)
+        return auth.get_user(request)
+    stored = found.get(user_key)
+    if (
+        isinstance(stored, tuple)
+        and len(stored) == 3
+        and stored[0] == generation
+        and constant_time_compare(session_hash, stored[1])
+    ):
+        return get_user_model().from_db(DEFAULT_DB_ALIAS, _fields(), stored[2])
+    user = auth.get_user(request)
+    if user.is_authenticated and user.pk == user_id and generation is not None:
+        values = tuple(getattr(user, name) for name in _fields())
+        try:
+            cache.set(
+                user_key, (generation, user.get_session_auth_hash(), values), USER_CACHE_SECONDS
+            )
+        except Exception:
+            logger.warning("user cache: could not store", exc_info=True)
+    return user
+
+
+class CachedUserAuthenticationMiddleware(AuthenticationMiddleware):
+    """AuthenticationMiddleware with request.user from user_from_session."""
+
+    def process_request(self, request):
+        super().process_request(request)
+
+        def user():
+            if not hasattr(request, "_cached_user"):
+                request._cached_user = user_from_session(request)
+            return request._cached_user
+
+        request.user = SimpleLazyObject(user)
+
+
+def user_cache_drop(user_id) -> None:
+    """Replace the user's generation now and again once the current transaction commits: a
+    request that read the row before the commit may have stored it in between."""
+
+    def bump() -> None:
+        try:
+            cache.set(_keys(user_id)[0], uuid.uuid4().hex, None)
+        except Exception:
+            logger.warning("user cache: could not drop user %s", user_id, exc_info=True)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="portal.user_cache.saved")
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="portal.user_cache.deleted")
+def _user_changed(sender, instance, **kwargs) -> None:
+    user_cache_drop(instance.pk)
