@@ -139,6 +139,19 @@ def _other_backends_ended_before_the_database_is_dropped(django_db_setup, django
         other_backends_end()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_puts_content_types_back(django_db_setup, django_db_blocker):
+    """Transactional tests' flushes put content types and permissions back from a copy instead of
+    creating them again (tests/post_flush.py)."""
+    from .post_flush import ContentTypesRestorer
+
+    with django_db_blocker.unblock():
+        restorer = ContentTypesRestorer()
+    restorer.install()
+    yield
+    restorer.uninstall()
+
+
 @pytest.fixture
 def password():
     return DEFAULT_PASSWORD
