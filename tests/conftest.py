@@ -80,7 +80,9 @@ def django_db_setup(django_db_setup, request):
     if _template_in_use(request.config):
         from django.db import connections
 
-        database = Path(connections["default"].settings_dict["NAME"])
+        # The copy's own name (not the connection's NAME: with no test using the database, none
+        # was set up, and NAME is still the developer's database).
+        database = Path(connections["default"].settings_dict["TEST"]["NAME"])
         connections.close_all()
         sqlite_template.database_remove(database)
 
@@ -140,13 +142,12 @@ def _other_backends_ended_before_the_database_is_dropped(django_db_setup, django
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _flush_puts_content_types_back(django_db_setup, django_db_blocker):
+def _flush_puts_content_types_back():
     """Transactional tests' flushes put content types and permissions back from a copy instead of
     creating them again (tests/post_flush.py)."""
     from .post_flush import ContentTypesRestorer
 
-    with django_db_blocker.unblock():
-        restorer = ContentTypesRestorer()
+    restorer = ContentTypesRestorer()
     restorer.install()
     yield
     restorer.uninstall()
