@@ -1,12 +1,14 @@
 """Shared fixtures. Three people and two tenants, named and reused (healthchecks' hc/test.py)."""
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from trunks.models import Role
 
+from . import sqlite_template
 from .factories import DEFAULT_PASSWORD, TenantFactory, UserFactory
 
 # Fixtures for the trunk-creation tests (a keyed tenant, Crazytel mocked at the HTTP edge).
@@ -19,6 +21,10 @@ hypothesis_settings.register_profile("thorough", max_examples=200)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
+# The run's migrated SQLite template (tests/sqlite_template.py); None when the tests run on PostgreSQL.
+SQLITE_TEMPLATE = pytest.StashKey[Path | None]()
+
+
 def pytest_configure(config):
     """Each pytest-xdist worker keeps to its own cache keys and its own SQLite file (tests/isolation.py)."""
     from django.conf import settings
@@ -26,7 +32,67 @@ def pytest_configure(config):
     from .isolation import isolate_cache, sqlite_test_database_on_file
 
     isolate_cache(settings.CACHES)
-    sqlite_test_database_on_file(settings.DATABASES, config)
+    name = sqlite_test_database_on_file(settings.DATABASES, config)
+    config.stash[SQLITE_TEMPLATE] = sqlite_template.template_path(name) if name else None
+
+
+def pytest_unconfigure(config):
+    """The process that controls the run (not an xdist worker) deletes the run's template."""
+    template = config.stash.get(SQLITE_TEMPLATE, None)
+    if template is not None and not hasattr(config, "workerinput"):
+        sqlite_template.template_remove(template)
+
+
+def _template_in_use(config) -> bool:
+    """Whether this run's test databases start as copies of the template: on SQLite, unless asked
+    to reuse a kept database, to create it afresh, or to build it without migrations."""
+    return config.stash[SQLITE_TEMPLATE] is not None and not (
+        config.getvalue("reuse_db")
+        or config.getvalue("create_db")
+        or config.getvalue("nomigrations")
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, django_db_modify_db_settings, django_db_blocker):
+    """pytest-django asks this whether to use the test database as it finds it ("keep" it). On
+    SQLite this worker's test database is first made a copy of the run's migrated template
+    (tests/sqlite_template.py), to be used as it is: Django's set-up then finds every migration
+    applied instead of applying them again. django_db_setup below deletes it at the end."""
+    if not _template_in_use(request.config):
+        return request.config.getvalue("reuse_db")
+    from django.db import connection
+
+    template = request.config.stash[SQLITE_TEMPLATE]
+    with django_db_blocker.unblock():
+        sqlite_template.template_ensure(template)
+    # The worker's name, with the suffix pytest-django added (django_db_modify_db_settings).
+    database = Path(connection.settings_dict["TEST"]["NAME"])
+    sqlite_template.database_from_template(template, database)
+    return True
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, request):
+    """pytest-django's set-up; a test database copied from the template is deleted at the end (a
+    kept database is not deleted by pytest-django)."""
+    yield
+    if _template_in_use(request.config):
+        from django.db import connections
+
+        # The copy's own name (not the connection's NAME: with no test using the database, none
+        # was set up, and NAME is still the developer's database).
+        database = Path(connections["default"].settings_dict["TEST"]["NAME"])
+        connections.close_all()
+        sqlite_template.database_remove(database)
+
+
+@pytest.fixture
+def migrated_sqlite(request, django_db_setup):
+    """`migrated_sqlite(path)` makes an empty, migrated SQLite database at `path` for a process the
+    test starts (a copy of the run's template where there is one) and returns its DATABASE_URL."""
+    template = request.config.stash[SQLITE_TEMPLATE] if _template_in_use(request.config) else None
+    return lambda path: sqlite_template.migrated_copy(template, path)
 
 
 def pytest_sessionstart(session):
@@ -73,6 +139,18 @@ def _other_backends_ended_before_the_database_is_dropped(django_db_setup, django
 
     with django_db_blocker.unblock():
         other_backends_end()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_puts_content_types_back():
+    """Transactional tests' flushes put content types and permissions back from a copy instead of
+    creating them again (tests/post_flush.py)."""
+    from .post_flush import ContentTypesRestorer
+
+    restorer = ContentTypesRestorer()
+    restorer.install()
+    yield
+    restorer.uninstall()
 
 
 @pytest.fixture

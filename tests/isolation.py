@@ -61,14 +61,27 @@ def rate_limiter_prefix_isolate() -> None:
     RedisBackend.__init__.__kwdefaults__["prefix"] = f"{worker_prefix()}:crazytel-ratelimit"
 
 
-def sqlite_test_database_on_file(databases_setting: dict, config) -> None:
+def sqlite_test_database_on_file(databases_setting: dict, config) -> str | None:
     """Name SQLite's test database as a file in memory-backed storage (/dev/shm when there is one),
-    one per run: pytest-django adds the worker's suffix, Django deletes the file at the end."""
+    one per run: pytest-django adds the worker's suffix, and the file is deleted at the end. Returns
+    the name (None when the database is not SQLite, or its test name is set already)."""
     default = databases_setting["default"]
     if default["ENGINE"] != "django.db.backends.sqlite3" or default.get("TEST", {}).get("NAME"):
-        return
+        return None
     shm = Path("/dev/shm")
     folder = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    # One name for every worker of a run (xdist shares testrunuid), another for the next run.
-    run = getattr(config, "workerinput", {}).get("testrunuid") or uuid.uuid4().hex
-    default.setdefault("TEST", {})["NAME"] = str(folder / f"test_portal-{run[:12]}.sqlite3")
+    name = str(folder / f"test_portal-{_run_id(config)[:12]}.sqlite3")
+    default.setdefault("TEST", {})["NAME"] = name
+    return name
+
+
+def _run_id(config) -> str:
+    """One id for every process of a run (xdist hands its workers `testrunuid`), another for the
+    next run. The controlling process chooses it (xdist's --testrunuid), so it knows the names its
+    workers use: it deletes the run's migrated template at the end (tests/sqlite_template.py)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        return worker["testrunuid"]
+    if getattr(config.option, "testrunuid", None) is None:
+        config.option.testrunuid = uuid.uuid4().hex
+    return config.option.testrunuid

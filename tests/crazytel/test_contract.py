@@ -428,7 +428,7 @@ def _accepts(port: int) -> bool:
     return True
 
 
-def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
+def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_sqlite):
     import os
     import subprocess
     import sys
@@ -437,7 +437,7 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'gunicorn.sqlite3'}",
+        "DATABASE_URL": migrated_sqlite(tmp_path / "gunicorn.sqlite3"),
         "CACHE_URL": "locmemcache://gunicorn",
         "SANDBOX_ENABLED": "true",
         "DEBUG": "true",
@@ -445,8 +445,6 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path):
     }
     manage = [sys.executable, "manage.py"]
     setup = (
-        "from django.core.management import call_command;"
-        "call_command('migrate', verbosity=0);"
         "from trunks.sandbox.services import *;"
         f"a = sandbox_account_ensure(name='G', api_key='{KEY}');"
         "sandbox_faults_set(account=a, drop_connection=True, fault_remaining=1)"

@@ -41,12 +41,17 @@ def test_busiest_window_counts_calls_within_sixty_seconds():
     assert busiest_window([0, 0, 0, 120]) == 3
 
 
-def test_bench_smoke_run_reports_every_figure(tmp_path):
+def test_bench_smoke_run_reports_every_figure(tmp_path, migrated_sqlite):
     out = tmp_path / "bench.json"
     args = [sys.executable, "-m", "tests.bench", "--smoke", "--json", str(out)]
+    # Its own database, never the one this test run (or a real bench) uses.
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        # Its own database, never the one this test run (or a real bench) uses.
         args += ["--db-name", f"bench_smoke_{uuid.uuid4().hex[:8]}"]
+    else:
+        # An empty migrated copy (tests/sqlite_template.py), which the bench uses as it finds it
+        # (--keep-db) instead of migrating its own; tmp_path goes at the end.
+        migrated_sqlite(tmp_path / "bench.sqlite3")
+        args += ["--db-name", str(tmp_path / "bench.sqlite3"), "--keep-db"]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| result |" in done.stdout

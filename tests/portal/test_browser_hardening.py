@@ -279,9 +279,10 @@ PRODUCTION_ENV = {
     "SANDBOX_ENABLED": "false",
 }
 
+# The settings module alone: no app's ready() touches settings, so django.setup() (a second of
+# importing every app) would change none of these values.
 _DUMP = """
-import json, django
-django.setup()
+import json
 from django.conf import settings as s
 names = ["SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
          "SESSION_COOKIE_SAMESITE", "SESSION_COOKIE_PATH", "SESSION_COOKIE_DOMAIN",

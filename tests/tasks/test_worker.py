@@ -20,7 +20,11 @@ def _finished(ids) -> bool:
     return DBTaskResult.objects.filter(id__in=ids).finished().count() == len(ids)
 
 
-def test_a_worker_process_runs_an_enqueued_task(start_worker, tmp_path):
+def test_a_worker_process_runs_an_enqueued_task_then_stops_on_sigterm_when_idle(
+    start_worker, tmp_path
+):
+    """One worker process for both (a start costs a Django set-up): it runs the task, and once
+    idle again a SIGTERM ends it cleanly (exit 0)."""
     worker = start_worker("--no-scheduler")
     record = tmp_path / "runs.txt"
     result = run_recorded.enqueue(str(record), "only")
@@ -29,11 +33,7 @@ def test_a_worker_process_runs_an_enqueued_task(start_worker, tmp_path):
     assert result.status == TaskResultStatus.SUCCESSFUL, worker.output()
     assert result.return_value == worker.process.pid
     assert record.read_text() == f"only {worker.process.pid}\n"
-
-
-def test_a_worker_stops_at_once_on_sigterm_when_idle(start_worker):
-    worker = start_worker("--no-scheduler")
-    assert worker.stop() == 0
+    assert worker.stop() == 0, worker.output()
 
 
 def test_the_workers_scheduler_runs_the_pending_sweeper(start_worker):
