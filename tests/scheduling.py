@@ -14,6 +14,7 @@ longer reads (node ids live in `item._id`), so every "group" was scheduled test 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 from xdist.scheduler import LoadScopeScheduling
@@ -39,6 +40,15 @@ FILE_WEIGHTS = {
     "test_browser_available.py": 0,
 }
 DEFAULT_WEIGHT = 10
+# Single tests that start whole processes (gunicorns, workers, a bench run) and take 10-50 s of wall
+# time: handed out right after the groups, so none of them is what the run waits for at the end.
+HEAVY_TESTS = (
+    "tests/portal/test_bench_smoke.py::",
+    "tests/ops/test_stack.py::test_three_workers_one_metrics_endpoint",
+    "tests/crazytel/test_contract.py::test_a_dropped_connection_under_gunicorn",
+    "tests/bulk/test_worker.py::test_a_worker_process_creates_every_row_once",
+    "tests/sandbox/test_sandbox.py::test_the_wsgi_start_up_refuses_the_sandbox_without_debug",
+)
 # Tests that share one expensive session fixture, kept on one worker: path prefix -> group.
 SHARED_FIXTURE_GROUPS = {"tests/accounts/test_oidc_sign_in.py": "oidc-provider"}
 
@@ -71,8 +81,20 @@ def group_of(nodeid: str, file_groups: dict[str, str]) -> str:
     return nodeid
 
 
+def hand_out_order(units: dict[str, dict]) -> OrderedDict:
+    """Groups first (largest first, as xdist orders them), then the heavy single tests, then the rest."""
+
+    def rank(item) -> int:
+        scope, tests = item
+        if len(tests) > 1:
+            return 0
+        return 1 if scope.startswith(HEAVY_TESTS) else 2
+
+    return OrderedDict(sorted(units.items(), key=rank))
+
+
 class CostGroupScheduling(LoadScopeScheduling):
-    """pytest-xdist's loadgroup, with the groups above. Larger units are handed out first."""
+    """pytest-xdist's loadgroup, with the groups above, handed out in `hand_out_order`."""
 
     def __init__(self, config, log=None):
         super().__init__(config, log)
@@ -83,3 +105,9 @@ class CostGroupScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid, self.file_groups)
+
+    def _assign_work_unit(self, node) -> None:
+        if not getattr(self, "_ordered", False):  # the first hand-out: the queue is complete
+            self._ordered = True
+            self.workqueue = hand_out_order(self.workqueue)
+        super()._assign_work_unit(node)
