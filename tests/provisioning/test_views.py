@@ -971,9 +971,10 @@ def test_a_create_after_another_finishes_on_the_chain_head_it_remembers_without_
     # Applied only while pending and only after that head, which must be in the table.
     where = audit[1].split("WHERE", 1)[1]
     assert '"status" = ' in where and "EXISTS" in where
-    # Session, user, tenants (the password-change flag is in the session); the INSERT, the UPDATE;
-    # the Trunk record.
-    assert len(sql) == 6, sql
+    # The tenants (the password-change flag is in the session); the INSERT, the UPDATE; the Trunk
+    # record. Besides them only the session and the user, which come from Redis when the cache is.
+    frame = [s for s in sql if "django_session" in s or '"auth_user"' in s]
+    assert len(sql) - len(frame) == 4 and len(frame) <= 2, sql
     second = AuditRecord.objects.exclude(pk=first.pk).get()
     assert (second.chain_seq, second.prev_hash) == (first.chain_seq + 1, first.record_hash)
     assert audit_chain_verify().ok
