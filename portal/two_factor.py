@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django_otp import login as otp_login
 
 from portal.auth import lockout_response
 from trunks.accounts.second_factor import (
@@ -80,8 +81,9 @@ def two_factor_setup(request: HttpRequest):
     if request.method == "POST" and form.is_valid():
         codes = totp_device_confirm(user=user, device=device, code=form.cleaned_data["code"])
         if codes is not None:
-            second_factor_verify(request=request, user=user, code=codes[-1])
-            request.session[RECOVERY_SHOWN_KEY] = codes[:-1]
+            # The code just typed proved the new authenticator: this session is verified by it.
+            otp_login(request, device)
+            request.session[RECOVERY_SHOWN_KEY] = codes
             return redirect(f"{reverse('two_factor_recovery')}?next={next_url}")
         form.add_error(
             "code", "That code does not match. Check the time on your phone and try again."

@@ -6,7 +6,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.accounts.totp import code_for, steps_to_an_unused_code
 from trunks.accounts.models import SignInEvent
-from trunks.accounts.second_factor import recovery_codes_replace
+from trunks.accounts.second_factor import RECOVERY_CODE_COUNT, recovery_codes_replace
 from trunks.reauth import REAUTH_SESSION_KEY
 
 pytestmark = pytest.mark.second_factor
@@ -56,7 +56,7 @@ def test_enrolment_with_a_code_shows_recovery_codes_once_and_opens_the_pages(
     )
     assert response.status_code == 302
     codes_page = client.get(response["Location"])
-    assert codes_page.content.decode().count("<code>") == 9
+    assert codes_page.content.decode().count("<code>") == RECOVERY_CODE_COUNT
     assert client.get(response["Location"]).status_code == 302  # not shown again
     assert client.get("/tenants/").status_code == 200
 
@@ -91,6 +91,38 @@ def test_a_recovery_code_works_once(client, adam, password):
     log_in(client, "adam", password)
     reused = client.post("/accounts/two-factor/", {"code": codes[0]})
     assert reused.status_code == 200
+
+
+def test_a_recovery_code_does_not_hold_back_the_authenticators_next_code(client, adam, password):
+    device, codes = enrol(adam)
+    log_in(client, "adam", password)
+    assert client.post("/accounts/two-factor/", {"code": codes[0]}).status_code == 302
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0
+    # At once (no back-off to wait out), the authenticator's code confirms a key change.
+    ok = client.post(
+        "/accounts/confirm-password/",
+        {"password": password, "code": code_for(device), "next": "/tenants/alpha/key/"},
+    )
+    assert ok.status_code == 302, ok.content.decode()
+
+
+def test_enrolment_leaves_the_new_authenticator_ready_for_the_next_code(client, adam, password):
+    log_in(client, "adam", password)
+    client.get("/accounts/two-factor/setup/")
+    device = TOTPDevice.objects.get(user=adam, confirmed=False)
+    client.post("/accounts/two-factor/setup/", {"code": code_for(device), "next": "/tenants/"})
+    device.refresh_from_db()
+    assert device.confirmed and device.throttling_failure_count == 0
+    ok = client.post(
+        "/accounts/confirm-password/",
+        {
+            "password": password,
+            "code": code_for(device, offset=steps_to_an_unused_code(device)),
+            "next": "/tenants/alpha/key/",
+        },
+    )
+    assert ok.status_code == 302, ok.content.decode()
 
 
 def test_wrong_codes_lock_like_wrong_passwords(client, adam, password, settings):

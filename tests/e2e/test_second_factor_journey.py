@@ -29,7 +29,7 @@ def test_a_tenant_admin_sets_up_totp_first_and_confirms_a_key_change_with_a_code
     page.get_by_role("button", name="Confirm").click()
 
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
-    expect(page.locator("#recovery-codes li")).to_have_count(9)
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     portal.check("two-factor-recovery-codes")
     page.get_by_role("link", name="I have saved them").click()
     expect(page).to_have_url(portal.url("/tenants/"))

@@ -102,6 +102,15 @@ def _digits(code: str) -> str:
     return "".join(str(code or "").split())[:32]
 
 
+def _code_fits(device, code: str) -> bool:
+    """Whether `code` has the shape of this device's codes (an authenticator's are all digits)."""
+    if not code:
+        return False
+    if isinstance(device, TOTPDevice):
+        return code.isdigit() and len(code) == device.digits
+    return True
+
+
 def second_factor_throttled(*, user) -> bool:
     """Whether django-otp's back-off (after a wrong code) holds every device of this person."""
     devices = list(devices_for_user(user, confirmed=True))
@@ -119,7 +128,11 @@ def second_factor_verify(*, request: HttpRequest, user, code: str, login: bool =
     recorded; `login` marks the session as verified (django_otp.login)."""
     code = _digits(code)
     for device in devices_for_user(user, confirmed=True):
-        if code and device.verify_is_allowed()[0] and device.verify_token(code):
+        if not _code_fits(device, code):
+            # A recovery code is not a wrong authenticator code: asking the authenticator would
+            # start its back-off and refuse the person's next real code.
+            continue
+        if device.verify_is_allowed()[0] and device.verify_token(code):
             if login:
                 otp_login(request, device)
             return device
