@@ -27,6 +27,8 @@ from trunks.tenants.upstream import DatabaseBackend, backend_default, rate_limit
 from .ratelimit_worker import hammer
 
 REDIS_URL = os.environ.get("RATELIMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+# Between the clocks the limiter reads (Redis's, or time.time()) and the tests' monotonic one.
+CLOCK_TOLERANCE = 0.01
 
 
 def _rate_limited():
@@ -157,8 +159,10 @@ def test_each_key_has_its_own_budget(backend, api_key):
 
 def test_a_request_waits_up_to_max_wait_for_a_returning_token(backend, api_key):
     lim = limiter(backend, api_key, per_window=1, window=0.4, max_wait=1.0)
+    before_spent = time.monotonic()
     lim.acquire()
     lim.acquire()  # The token returns 0.4 s later, within the second it may wait.
+    assert time.monotonic() - before_spent >= 0.4 - CLOCK_TOLERANCE  # waited for it, not taken
     with pytest.raises(_rate_limited()):
         limiter(backend, api_key, per_window=1, window=0.4, max_wait=0).acquire()
 
@@ -221,10 +225,6 @@ def test_a_refusal_counts_the_guard_in_its_retry_after(backend, api_key):
     # 60 s of window and 1.5 s of guard (and the database's 0.25 s commit guard), in whole
     # seconds: 62, where the window alone would say 60.
     assert caught.value.retry_after == 62
-
-
-# Between the clocks the limiter reads (Redis's, or time.time()) and this test's monotonic one.
-CLOCK_TOLERANCE = 0.01
 
 
 def test_a_token_comes_back_only_after_the_window_and_the_guard(backend, api_key):
@@ -326,8 +326,10 @@ def test_a_429_with_retry_after_blocks_every_process(backend, api_key):
 
 def test_a_short_retry_after_is_waited_out(backend, api_key):
     lim = limiter(backend, api_key, per_window=50, max_wait=1.0)
-    lim.note_retry_after(0.3)
-    lim.acquire()
+    before_blocked = time.monotonic()
+    lim.note_retry_after(0.2)
+    lim.acquire()  # waited for, not refused…
+    assert time.monotonic() - before_blocked >= 0.2 - CLOCK_TOLERANCE  # …and not let through early
 
 
 def test_a_huge_retry_after_is_capped(backend, api_key):
