@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect, resolve_url
 from django.urls import Resolver404, resolve, reverse
-from django.utils.functional import SimpleLazyObject, empty
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.clientip import client_ip_from
@@ -217,6 +217,15 @@ class SessionMemo:
                 self._noted.popitem(last=False)
 
 
+def lazy_unwrapped(value):
+    """The object behind `value`'s lazy wrappers (nested ones too), worked out if not yet."""
+    while isinstance(value, LazyObject):
+        if value._wrapped is empty:
+            value._setup()
+        value = value._wrapped
+    return value
+
+
 class SecondFactorMiddleware:
     """A local (password) session that must show a second factor sees only the second-factor pages
     (and log-out) until it has: enrolment for superusers and tenant admins without one, the code
@@ -229,6 +238,11 @@ class SecondFactorMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
+        if user is not None:
+            # Looked at on every request here anyway: from now on request.user is the user itself,
+            # not the two lazy wrappers (auth's, django-otp's) that every attribute read of it
+            # went through twice, a raised AttributeError each (~100 reads a page: issue 17).
+            user = request.user = lazy_unwrapped(user)
         if (
             user is not None
             and user.is_authenticated
