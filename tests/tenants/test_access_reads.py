@@ -19,7 +19,9 @@ def _fresh(user):
 
 
 def _as_orm_reads(tenants):
-    return [{f.attname: getattr(t, f.attname) for f in Tenant._meta.concrete_fields} for t in tenants]
+    return [
+        {f.attname: getattr(t, f.attname) for f in Tenant._meta.concrete_fields} for t in tenants
+    ]
 
 
 def test_a_members_tenants_and_roles_are_the_orms_by_name(alice, tenant_a, tenant_b):
