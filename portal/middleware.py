@@ -247,6 +247,8 @@ class SecondFactorMiddleware:
             user is not None
             and user.is_authenticated
             and not user.is_verified()
+            # The note first: most requests stop there, without resolving the URL for _allowed.
+            and not self._noted_not_needed(request)
             and not self._allowed(request)
             and not self._recently_not_needed(request)
         ):
@@ -265,15 +267,22 @@ class SecondFactorMiddleware:
     _not_needed = SessionMemo(max_entries=10_000)
 
     @classmethod
+    def _noted_not_needed(cls, request) -> bool:
+        """Whether this process noted, in the last SESSION_REFRESH_INTERVAL seconds, that this
+        session needs no second factor (a look-up, nothing else)."""
+        key = request.session.session_key
+        return bool(key) and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL)
+
+    @classmethod
     def _recently_not_needed(cls, request) -> bool:
         """Whether a check in the last SESSION_REFRESH_INTERVAL seconds, in this process, found no
         second factor needed for this session: spares the device and role queries on every
         request, without writing the session (kept by session key; a new log-in has a new key).
         Enrolling or becoming an admin takes effect within that interval."""
 
-        key = request.session.session_key
-        if key and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL):
+        if cls._noted_not_needed(request):
             return True
+        key = request.session.session_key
         if second_factor_needed(request=request):
             return False
         if key:
