@@ -13,6 +13,7 @@ from django.http import Http404
 from .audit.cache import TENANTS, audit_cache_generation_bump, audit_cached
 from .errors import NotPermitted
 from .models import Membership, Role, Tenant, Trunk
+from .reads import CompiledRead
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -111,14 +112,20 @@ def user_tenant_access(*, user: User) -> list[TenantAccess]:
     if user.is_superuser:
         access = [TenantAccess(pk, name, slug, Role.ADMIN) for pk, name, slug in tenants_all()]
     else:
-        rows = (
-            Membership.objects.filter(user=user)
-            .order_by("tenant__name")
-            .values_list("tenant_id", "tenant__name", "tenant__slug", "role")
-        )
-        access = [TenantAccess(*row) for row in rows]
+        access = [TenantAccess(*row) for row in _MEMBERSHIPS.rows(user.pk)]
     user._portal_tenant_access = access
     return access
+
+
+# The reader's memberships, by tenant name: on every signed-in page (the menu), compiled once.
+_MEMBERSHIPS = CompiledRead(
+    lambda user_id: (
+        Membership.objects.filter(user_id=user_id)
+        .order_by("tenant__name")
+        .values_list("tenant_id", "tenant__name", "tenant__slug", "role")
+    ),
+    arguments=1,
+)
 
 
 def tenants_all() -> list[tuple[int, str, str]]:
@@ -147,20 +154,41 @@ def user_tenants_loaded(*, user: User) -> list[Tenant]:
     if not user.is_authenticated:
         return []
     if user.is_superuser:
-        tenants = list(Tenant.objects.order_by("name"))
+        tenants = [_tenant_from_row(row) for row in _TENANTS_ALL.rows()]
         access = [TenantAccess(t.pk, t.name, t.slug, Role.ADMIN) for t in tenants]
     else:
-        memberships = list(
-            Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
-        )
-        access = [
-            TenantAccess(m.tenant_id, m.tenant.name, m.tenant.slug, m.role) for m in memberships
-        ]
+        rows = _TENANTS_WITH_ROLE.rows(user.pk)
+        tenants_roles = [(_tenant_from_row(row[:-1]), row[-1]) for row in rows]
+        access = [TenantAccess(t.pk, t.name, t.slug, role) for t, role in tenants_roles]
         allowed = set(Role.at_least(Role.STAFF))
-        tenants = [m.tenant for m in memberships if m.role in allowed]
+        tenants = [t for t, role in tenants_roles if role in allowed]
     if getattr(user, "_portal_tenant_access", None) is None:
         user._portal_tenant_access = access
     return tenants
+
+
+def _tenant_fields() -> list[str]:
+    return [f.attname for f in Tenant._meta.concrete_fields]
+
+
+def _tenant_from_row(row) -> Tenant:
+    return Tenant.from_db("default", _tenant_fields(), row)
+
+
+# Whole tenant rows, by name: every tenant's (superusers) or the reader's, with the reader's role
+# last (a user holds one membership per tenant, so one row per tenant). On the form's page and
+# every create, compiled once.
+_TENANTS_ALL = CompiledRead(
+    lambda: Tenant.objects.order_by("name").values_list(*_tenant_fields()), arguments=0
+)
+_TENANTS_WITH_ROLE = CompiledRead(
+    lambda user_id: (
+        Membership.objects.filter(user_id=user_id)
+        .order_by("tenant__name")
+        .values_list(*(f"tenant__{name}" for name in _tenant_fields()), "role")
+    ),
+    arguments=1,
+)
 
 
 def user_tenants_at_least(*, user: User, min_role: Role) -> list[TenantAccess]:
