@@ -74,8 +74,11 @@ class Context:
         return self._portal
 
     def close(self) -> None:
+        # All asked at once, then waited for: each takes up to a second to notice.
         for server in self._servers:
-            server.stop()
+            server.stop_begin()
+        for server in self._servers:
+            server.stop_end()
         self._servers.clear()
 
     # --- people and tenants ----------------------------------------------------------------------
