@@ -147,6 +147,10 @@ def listening_socket() -> socket.socket:
     return sock
 
 
+# The path of the requests that mark how far a server's access log has been written (not counted).
+MARKER = "/healthz?access-log-marker="
+
+
 class Gunicorn:
     """The portal served by gunicorn on loopback, on the bench's database."""
 
@@ -240,23 +244,17 @@ class Gunicorn:
 
         if self.access_log is None:
             return []
-        if self.process.poll() is not None:
-            return self._access_log_lines()
-        marker = f"/healthz?access-log-marker={uuid.uuid4().hex}"
-        requests.get(f"{self.base_url}{marker}", timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self._access_log_lines()
-            if any(marker in line for line in lines):
-                return [line for line in lines if marker not in line]
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn ({self.name}) never logged {marker}")
-            time.sleep(0.01)  # spares the CPU between reads; the line decides when to go on
-
-    def _access_log_lines(self) -> list[str]:
+        if self.process.poll() is None:
+            marker = f"{MARKER}{uuid.uuid4().hex}"
+            requests.get(f"{self.base_url}{marker}", timeout=timeout)
+            deadline = time.monotonic() + timeout
+            while marker not in self.access_log.read_text():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn ({self.name}) never logged {marker}")
+                time.sleep(0.01)  # spares the CPU between reads; the line decides when to go on
         if not self.access_log.exists():
             return []
-        return self.access_log.read_text().splitlines()
+        return [line for line in self.access_log.read_text().splitlines() if MARKER not in line]
 
     def stop(self) -> None:
         self.stop_begin()
