@@ -6,6 +6,7 @@ drops it afterwards unless `--keep-db` asks to reuse the generated records next 
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -260,10 +261,12 @@ class Gunicorn:
         self.stop_begin()
         self.stop_end()
 
-    def stop_begin(self) -> None:
-        """Asks gunicorn to stop (gracefully: requests in flight are answered and logged)."""
+    def stop_begin(self, *, quick: bool = False) -> None:
+        """Asks gunicorn to stop: gracefully (requests in flight are answered and logged, and a
+        kept-alive connection, such as the bench's own client's, is kept up to 2 s more for a
+        request that may be on its way), or, `quick`, at once (SIGQUIT)."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGQUIT if quick else signal.SIGTERM)
 
     def stop_end(self) -> None:
         """Waits for the stop asked for; a worker notices within its poll's second or so."""
