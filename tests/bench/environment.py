@@ -7,7 +7,6 @@ drops it afterwards unless `--keep-db` asks to reuse the generated records next 
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.processes import listening_socket
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -138,14 +139,6 @@ def fresh_process_run(module: str, *args: str, environ: dict[str, str]) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"{module} failed: {(done.stderr or done.stdout).strip()[-500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def listening_socket() -> socket.socket:
-    """A socket listening on a free loopback port, for a server this process starts to inherit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
 
 
 # The path of the requests that mark how far a server's access log has been written (not counted).
