@@ -7,6 +7,7 @@ other users" and the test database stays on the server. Each xdist worker has a 
 its own, so ending every other backend on it touches no one else's.
 """
 
+import socket
 import time
 
 from django.db import connections
@@ -30,3 +31,16 @@ def other_backends_end(alias: str = "default") -> None:
             if not cursor.fetchall() or time.monotonic() > deadline:
                 return
             time.sleep(0.05)
+
+
+def listening_socket() -> socket.socket:
+    """A socket listening on a free loopback port, for a server the test starts to inherit
+    (gunicorn's `--bind fd://N`, with Popen's `pass_fds`). A request sent before the server is
+    ready waits in the socket's backlog instead of being refused, so the test waits for its answer
+    rather than polling, and no other process can take the port meanwhile. Close this process's
+    copy once the server has started: should the server exit, the waiting request is then reset
+    instead of left hanging."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock

@@ -6,13 +6,16 @@ drops it afterwards unless `--keep-db` asks to reuse the generated records next 
 """
 
 import os
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.processes import listening_socket
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -138,10 +141,8 @@ def fresh_process_run(module: str, *args: str, environ: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The path of the requests that mark how far a server's access log has been written (not counted).
+MARKER = "/healthz?access-log-marker="
 
 
 class Gunicorn:
@@ -157,17 +158,21 @@ class Gunicorn:
         threads: int = 1,
         access_log: bool = False,
     ):
-        self.port = free_port()
         self.name = name
         self.error_log = workdir / f"{name}-error.log"
         self.access_log = workdir / f"{name}-access.log" if access_log else None
+        # gunicorn serves a socket that already listens here (fd://): a request sent before its
+        # worker is ready waits in the socket's backlog instead of being refused, so readiness is
+        # one request answered, not a poll; no other process can take the port meanwhile.
+        listener = listening_socket()
+        self.port = listener.getsockname()[1]
         cmd = [
             sys.executable,
             "-m",
             "gunicorn",
             "portal.wsgi:application",
             "--bind",
-            f"127.0.0.1:{self.port}",
+            f"fd://{listener.fileno()}",
             "--workers",
             str(workers),
             "--error-logfile",
@@ -186,9 +191,16 @@ class Gunicorn:
                 '%(t)s "%(r)s" %(s)s',
             ]
         env = {**os.environ, "DATABASE_URL": database_url}
-        self.process = subprocess.Popen(
-            cmd, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with listener:
+            self.process = subprocess.Popen(
+                cmd,
+                cwd=BASE_DIR,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(listener.fileno(),),
+            )
+        # Closed here: gunicorn holds the only copy, so should it exit, a waiting request is reset.
         self._wait_ready()
 
     @property
@@ -196,20 +208,19 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def _wait_ready(self, timeout: float = 120.0) -> None:
+        """One /healthz, answered once a worker has loaded the portal (slow on a busy machine)."""
         import requests
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn ({self.name}) exited: {self._error_tail()}")
-            try:
-                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+        try:
+            status = requests.get(f"{self.base_url}/healthz", timeout=(5, timeout)).status_code
+        except requests.RequestException as exc:
+            status = exc
+        if status == 200:
+            return
         self.stop()
-        raise RuntimeError(f"gunicorn ({self.name}) did not answer /healthz: {self._error_tail()}")
+        raise RuntimeError(
+            f"gunicorn ({self.name}) did not answer /healthz ({status}): {self._error_tail()}"
+        )
 
     def _error_tail(self) -> str:
         try:
@@ -217,16 +228,43 @@ class Gunicorn:
         except OSError:
             return "(no error log)"
 
-    def access_lines(self) -> list[str]:
-        if self.access_log is None or not self.access_log.exists():
+    def access_lines(self, timeout: float = 60.0) -> list[str]:
+        """The access log's lines for every request answered so far. gunicorn writes a request's
+        line just after answering it, so a running server is first sent a marker request, and the
+        marker's own line waited for: a request answered before the marker was sent had its line
+        written by its thread at once, while the marker was still to be read, routed and answered.
+        A stopped server has written every line."""
+        import requests
+
+        if self.access_log is None:
             return []
-        return self.access_log.read_text().splitlines()
+        if self.process.poll() is None:
+            marker = f"{MARKER}{uuid.uuid4().hex}"
+            requests.get(f"{self.base_url}{marker}", timeout=timeout)
+            deadline = time.monotonic() + timeout
+            while marker not in self.access_log.read_text():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn ({self.name}) never logged {marker}")
+                time.sleep(0.01)  # spares the CPU between reads; the line decides when to go on
+        if not self.access_log.exists():
+            return []
+        return [line for line in self.access_log.read_text().splitlines() if MARKER not in line]
 
     def stop(self) -> None:
+        self.stop_begin()
+        self.stop_end()
+
+    def stop_begin(self, *, quick: bool = False) -> None:
+        """Asks gunicorn to stop: gracefully (requests in flight are answered and logged, and a
+        kept-alive connection, such as the bench's own client's, is kept up to 2 s more for a
+        request that may be on its way), or, `quick`, at once (SIGQUIT)."""
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.send_signal(signal.SIGQUIT if quick else signal.SIGTERM)
+
+    def stop_end(self) -> None:
+        """Waits for the stop asked for; a worker notices within its poll's second or so."""
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,7 +1,5 @@
 """1. The form page with its numbers cached: server time and queries against a bare base-template view."""
 
-import time
-
 from .harness import Figure, at_most, figure, interleaved_ms, median, ratio_at_most
 from .portal import queries_during, url_for
 
@@ -31,14 +29,12 @@ def run(ctx) -> list[Figure]:
     html = get_ok(client, url).content.decode()
     if "caller_id_number" not in html:
         raise RuntimeError("the form page has no caller_id_number field")
-    time.sleep(0.3)  # gunicorn writes its access log line just after answering
     upstream_before = ctx.sandbox_calls("verified-cli")
     samples = interleaved_ms(
         {"form": lambda: get_ok(client, url), "base": lambda: get_ok(client, REFERENCE_URL)},
         repeats=ctx.config.repeats,
         warmup=2,
     )
-    time.sleep(0.3)
     upstream = ctx.sandbox_calls("verified-cli") - upstream_before
     form_queries = count_queries(client, url)
     base_queries = count_queries(client, REFERENCE_URL)

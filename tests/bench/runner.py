@@ -26,6 +26,8 @@ class Config:
     wrk_seconds: float
     budget_seconds: float
     wrk_rounds: int = 3  # rounds of /healthz, form, audit under wrk, in turn (medians)
+    wrk_connections: int = 8
+    wrk_pace_ms: int = 0  # each wrk connection's wait before each request (0: none, full speed)
     budget_staff: int = 10
     trunk_rows: int = 100_000  # trunks in the table /trunks/ pages through (section 7)
     bulk_rows: tuple[int, int] = (100, 1000)  # the bulk jobs a worker runs, small then large (8)
@@ -78,6 +80,10 @@ MODES = {
         # Each bench tenant is 8 users and memberships made one by one: 2 tenants is every path.
         bench_tenants=2,
         wrk_rounds=1,
+        # wrk at full speed kept the server's worker busy for every second of every round (3 of
+        # the smoke run's 10 CPU-seconds): two connections, a request every 100 ms each.
+        wrk_connections=2,
+        wrk_pace_ms=100,
     ),
 }
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import tempfile
 
 import requests
 
@@ -29,11 +30,15 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, *, seconds: float, cookie: str | None, connections: int = 8) -> dict[str, float]:
-    """Requests/s, p99 latency (ms) and failed responses of `url` under wrk."""
+def wrk(
+    url: str, *, seconds: float, cookie: str | None, connections: int = 8, pace_ms: int = 0
+) -> dict[str, float]:
+    """Requests/s, p99 latency (ms) and failed responses of `url` under wrk. With `pace_ms`, each
+    connection waits that long before each request (wrk's `delay()` hook): the smoke run's few
+    requests exercise every path without keeping the server busy for the whole second."""
     cmd = [
         shutil.which("wrk") or "wrk",
-        "-t2",
+        f"-t{min(2, connections)}",
         f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
         "--latency",
@@ -42,10 +47,15 @@ def wrk(url: str, *, seconds: float, cookie: str | None, connections: int = 8) -
     ]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
-    cmd.append(url)
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, timeout=seconds + 60
-    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if pace_ms:
+            script.write(f"delay = function() return {int(pace_ms)} end\n")
+            script.flush()
+            cmd += ["--script", script.name]
+        cmd.append(url)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, check=True, timeout=seconds + 60
+        ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s+99%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.MULTILINE)
     total = re.search(r"(\d+) requests in", out)
@@ -102,7 +112,9 @@ def run(ctx) -> list[Figure]:
     loads = []
     for _ in range(rounds):
         for name, (path, cookie) in targets.items():
-            runs[name].append(_measured(f"{server.base_url}{path}", seconds=seconds, cookie=cookie))
+            runs[name].append(
+                _measured(f"{server.base_url}{path}", ctx.config, seconds=seconds, cookie=cookie)
+            )
         loads.append(os.getloadavg()[0])
     ceiling = _summary(runs["healthz"])
     load_note = f"load average {min(loads):.1f} to {max(loads):.1f}"
@@ -113,7 +125,8 @@ def run(ctx) -> list[Figure]:
             ceiling["rps"],
             "req/s",
             note=f"p99 {ceiling['p99_ms']:.1f} ms; median of {rounds} rounds of {seconds:g} s, "
-            f"interleaved with the pages; {load_note}; the ceiling the pages are compared to",
+            f"interleaved with the pages{_paced(ctx.config)}; {load_note}; the ceiling the pages "
+            "are compared to",
         )
     )
     for index, (_label, url_name, _feature) in enumerate(PAGES):
@@ -121,18 +134,25 @@ def run(ctx) -> list[Figure]:
         if url_name in missing:
             figures += [not_available(SECTION, n, u, missing[url_name]) for n, u, _ in names]
             continue
-        figures += _page(runs[url_name], names, ceiling, seconds=seconds, load_note=load_note)
+        figures += _page(runs[url_name], names, ceiling, ctx.config, load_note=load_note)
     return figures
 
 
-def _measured(url: str, *, seconds: float, cookie: str | None) -> dict[str, float]:
+def _measured(url: str, config, *, seconds: float, cookie: str | None) -> dict[str, float]:
     """wrk for `seconds`; longer (twice, up to 16 s) while no request completed at all: a run
     with none is no measurement (a tiny smoke run on a very busy machine)."""
-    result = wrk(url, seconds=seconds, cookie=cookie)
+    pacing = {"connections": config.wrk_connections, "pace_ms": config.wrk_pace_ms}
+    result = wrk(url, seconds=seconds, cookie=cookie, **pacing)
     while result["requests"] == 0 and seconds < 16:
         seconds *= 2
-        result = wrk(url, seconds=seconds, cookie=cookie)
+        result = wrk(url, seconds=seconds, cookie=cookie, **pacing)
     return result
+
+
+def _paced(config) -> str:
+    if not config.wrk_pace_ms:
+        return ""
+    return f", paced: each connection waits {config.wrk_pace_ms} ms before each request"
 
 
 def _summary(results: list[dict[str, float]]) -> dict[str, float]:
@@ -147,11 +167,12 @@ def _summary(results: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def _page(results, names, ceiling, *, seconds: float, load_note: str) -> list[Figure]:
+def _page(results, names, ceiling, config, *, load_note: str) -> list[Figure]:
     result = _summary(results)
     note = (
         f"median of {len(results)} rounds ({result['each']} req/s), {result['requests']} requests "
-        f"of {seconds:g} s each, 8 connections; {load_note}"
+        f"of {config.wrk_seconds:g} s each, {config.wrk_connections} connections"
+        f"{_paced(config)}; {load_note}"
     )
     if result["non_2xx"]:
         note += f"; {result['non_2xx']} non-2xx/3xx responses"

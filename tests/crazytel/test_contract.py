@@ -10,6 +10,7 @@ import time
 import pytest
 
 import portal
+from tests.processes import listening_socket
 from tests.waiting import wait_until
 from trunks.crazytel.client import CrazytelClient
 from trunks.crazytel.errors import (
@@ -435,14 +436,6 @@ def test_no_secret_in_any_log_record_through_full_cycles(target, caplog):
 # --- The drop fault under gunicorn (live_server and runserver are wsgiref) --------------------------
 
 
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_sqlite):
     import os
     import subprocess
@@ -467,23 +460,23 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_
     subprocess.run(
         [*manage, "shell", "-c", setup], cwd=root, env=env, check=True, capture_output=True
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with listening_socket() as listener:
+        port, bind = listener.getsockname()[1], f"fd://{listener.fileno()}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", bind, "-w", "1"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(listener.fileno(),),
+        )
     try:
         client = CrazytelClient(
             base_url=f"http://127.0.0.1:{port}/sandbox/api/v1", api_key=KEY, read_timeout=5
         )
-        wait_until(lambda: _accepts(port), "gunicorn to listen", timeout_s=60)
         # The calls around the drop may wait for gunicorn (its worker loads the app lazily, and
-        # replaces the one that dropped): on a busy machine longer than the 5 s read timeout.
+        # replaces the one that dropped): on a busy machine longer than the 5 s read timeout. The
+        # first waits in the listening socket's backlog until the worker is up.
         patient = CrazytelClient(
             base_url=f"http://127.0.0.1:{port}/sandbox/api/v1", api_key=KEY, read_timeout=60
         )

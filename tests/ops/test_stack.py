@@ -6,10 +6,8 @@ import hashlib
 import json
 import os
 import runpy
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +18,8 @@ import pytest
 import yaml
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.processes import listening_socket
 
 ROOT = Path(settings.BASE_DIR)
 CONF = ROOT / "portal" / "gunicorn_conf.py"
@@ -125,16 +125,10 @@ def test_docker_compose_follows_the_compose_specification():
 # --- gunicorn for real ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, token: str = "") -> tuple[int, bytes]:
+def _get(url: str, token: str = "", timeout: float = 10) -> tuple[int, bytes]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -144,7 +138,8 @@ def _get(url: str, token: str = "") -> tuple[int, bytes]:
 def gunicorn_running(tmp_path, **overrides: str):
     """gunicorn with three workers on portal/gunicorn_conf.py, JSON logs to a file; `overrides`
     replace the environment (a database, a cache, the sandbox)."""
-    port = _free_port()
+    listener = listening_socket()
+    port = listener.getsockname()[1]
     token = "gunicorn-metrics-token-0123456789"
     log_path = tmp_path / "gunicorn.log"
     # O_APPEND: every process writes at the end, and the test reads through its own handle —
@@ -161,7 +156,7 @@ def gunicorn_running(tmp_path, **overrides: str):
         "METRICS_TOKEN": token,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "DEBUG",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_BIND": f"fd://{listener.fileno()}",
         "GUNICORN_WORKERS": "3",
         "GUNICORN_THREADS": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
@@ -178,24 +173,25 @@ def gunicorn_running(tmp_path, **overrides: str):
             check=True,
             timeout=300,
         )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with listener:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(listener.fileno(),),
+        )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # workers import Django: slow on a loaded machine
-    while True:
-        try:
-            if _get(f"{base}/healthz")[0] in (200, 503):
-                break
-        except OSError:
-            pass
-        assert server.poll() is None, "gunicorn exited"
-        assert time.monotonic() < deadline, "gunicorn did not start"
-        time.sleep(0.1)
+    try:
+        # Waits in the socket's backlog for a worker (they import Django: slow on a loaded
+        # machine); reset, should gunicorn exit instead.
+        assert _get(f"{base}/healthz", timeout=120)[0] in (200, 503)
+    except BaseException:
+        server.kill()
+        server.wait()
+        log.close()
+        raise
     try:
         yield SimpleNamespace(base=base, token=token, log_path=log_path, pid=server.pid)
     finally:

@@ -2,7 +2,6 @@
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import requests
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from tests.waiting import wait_until
+from tests.processes import listening_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,35 +82,24 @@ def test_healthz_reports_database_and_cache(client, db):
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(extra_env: dict[str, str]):
-    port = _free_port()
     env = {**os.environ, "SECURE_SSL_REDIRECT": "false", **extra_env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def answer():
-        try:
-            # Patient: gunicorn's worker loads the app on its first request, slowly on a busy machine.
-            # (A list: a 503 response is falsy.)
-            return [requests.get(f"http://127.0.0.1:{port}/healthz", timeout=60)]
-        except requests.ConnectionError:  # not listening yet
-            return None
-
+    with listening_socket() as listener:
+        port, bind = listener.getsockname()[1], f"fd://{listener.fileno()}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", bind, "-w", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(listener.fileno(),),
+        )
     try:
-        [response] = wait_until(answer, "gunicorn to answer /healthz", timeout_s=60)
+        # Waits in the socket's backlog until the worker has loaded the app: patient, for a busy
+        # machine. Reset, should gunicorn exit instead.
+        response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=(5, 60))
         return proc, response
-    except AssertionError:
+    except requests.RequestException:
         proc.kill()
         raise
 
