@@ -30,7 +30,7 @@ STEPS = [
     ("attempt_start", "trunks.provisioning.services", "audit_attempt_start"),
     ("client_for", "trunks.provisioning.services", "crazytel_client_for"),
     ("attempt_finish", "trunks.provisioning.services", "audit_attempt_finish"),
-    ("trunk record", "trunks.provisioning.services", "trunk_record_from_attempt"),
+    ("trunk row built", "trunks.provisioning.services", "trunk_row_from_attempt"),
     ("session.request", "requests.sessions", "Session.request"),
     ("rl acquire", "trunks.crazytel.ratelimit", "RateLimiter.acquire"),
     ("rl note_result", "trunks.crazytel.ratelimit", "RateLimiter.note_result"),
