@@ -22,6 +22,7 @@ from pathlib import Path
 from . import environment
 
 STEPS = [
+    ("tenants read", "trunks.provisioning.views", "user_tenants_loaded"),
     ("view", "trunks.provisioning.views", "_trunk_create_post"),
     ("numbers", "trunks.provisioning.views", "verified_numbers_get"),
     ("form init", "trunks.provisioning.views", "TrunkCreateForm"),
