@@ -23,16 +23,26 @@ def _trunk(username):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("guess", ["the head", "a wrong hash", "nothing remembered"])
+@pytest.mark.parametrize(
+    "guess", ["the head", "an older record", "a wrong hash", "nothing remembered"]
+)
 def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_remembered(
     tenant_a, alice, guess
 ):
+    """Outside a test transaction, as in production: after a refused guess (the older record's
+    next position is taken: the unique constraint refuses the statement; a wrong hash: no row
+    updated) the finish on the real head seals the record there and the Trunk exists once.
+    (That a refused statement adds no Trunk is test_an_attempt_final_already_adds_no_trunk's.)"""
+    older = audit_attempt(tenant=tenant_a, actor=alice)
     last = audit_attempt(tenant=tenant_a, actor=alice)
     cache.delete(f"audit:chain-head:{tenant_a.pk}")
-    if guess != "nothing remembered":
-        _remember_head(
-            tenant_a, last.chain_seq, last.record_hash if guess == "the head" else "0" * 64
-        )
+    guesses = {
+        "the head": (last.chain_seq, last.record_hash),
+        "an older record": (older.chain_seq, older.record_hash),
+        "a wrong hash": (last.chain_seq, "0" * 64),
+    }
+    if guess in guesses:
+        _remember_head(tenant_a, *guesses[guess])
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     done = writer.audit_attempt_finish(
         record=pending,
