@@ -10,6 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.dispatch import receiver
 from django.shortcuts import render
 
@@ -19,7 +20,17 @@ from trunks.tenants.invitations import invitations_pending_for
 
 
 class LocalLoginPolicyMixin:
-    """LOCAL_LOGIN decides who may still log in with a portal password (on every password form)."""
+    """LOCAL_LOGIN decides who may still log in with a portal password (on every password form),
+    and a username longer than any account's is refused before it is tried.
+
+    AuthenticationForm sets the username field's max_length after the field is built, so Django
+    never checks it; an over-long name then reached django-axes, whose record of the failure holds
+    255 characters (a 500 on PostgreSQL)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)

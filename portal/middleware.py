@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect, resolve_url
 from django.urls import Resolver404, resolve, reverse
-from django.utils.functional import SimpleLazyObject, empty
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.clientip import client_ip_from
@@ -217,6 +217,15 @@ class SessionMemo:
                 self._noted.popitem(last=False)
 
 
+def lazy_unwrapped(value):
+    """The object behind `value`'s lazy wrappers (nested ones too), worked out if not yet."""
+    while isinstance(value, LazyObject):
+        if value._wrapped is empty:
+            value._setup()
+        value = value._wrapped
+    return value
+
+
 class SecondFactorMiddleware:
     """A local (password) session that must show a second factor sees only the second-factor pages
     (and log-out) until it has: enrolment for superusers and tenant admins without one, the code
@@ -229,10 +238,17 @@ class SecondFactorMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
+        if user is not None:
+            # Looked at on every request here anyway: from now on request.user is the user itself,
+            # not the two lazy wrappers (auth's, django-otp's) that every attribute read of it
+            # went through twice, a raised AttributeError each (~100 reads a page: issue 17).
+            user = request.user = lazy_unwrapped(user)
         if (
             user is not None
             and user.is_authenticated
             and not user.is_verified()
+            # The note first: most requests stop there, without resolving the URL for _allowed.
+            and not self._noted_not_needed(request)
             and not self._allowed(request)
             and not self._recently_not_needed(request)
         ):
@@ -251,15 +267,22 @@ class SecondFactorMiddleware:
     _not_needed = SessionMemo(max_entries=10_000)
 
     @classmethod
+    def _noted_not_needed(cls, request) -> bool:
+        """Whether this process noted, in the last SESSION_REFRESH_INTERVAL seconds, that this
+        session needs no second factor (a look-up, nothing else)."""
+        key = request.session.session_key
+        return bool(key) and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL)
+
+    @classmethod
     def _recently_not_needed(cls, request) -> bool:
         """Whether a check in the last SESSION_REFRESH_INTERVAL seconds, in this process, found no
         second factor needed for this session: spares the device and role queries on every
         request, without writing the session (kept by session key; a new log-in has a new key).
         Enrolling or becoming an admin takes effect within that interval."""
 
-        key = request.session.session_key
-        if key and cls._not_needed.fresh(key, max_age=settings.SESSION_REFRESH_INTERVAL):
+        if cls._noted_not_needed(request):
             return True
+        key = request.session.session_key
         if second_factor_needed(request=request):
             return False
         if key:

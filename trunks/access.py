@@ -3,10 +3,8 @@ make before acting. Superusers (portal-wide administrators) hold every role in e
 management commands act as COMMAND_LINE: whoever can run manage.py already owns the database."""
 
 from dataclasses import dataclass
-from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connections, router
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -15,7 +13,7 @@ from django.http import Http404
 from .audit.cache import TENANTS, audit_cache_generation_bump, audit_cached
 from .errors import NotPermitted
 from .models import Membership, Role, Tenant, Trunk
-from .rows import row_columns, row_from_db, row_width
+from .reads import CompiledRead
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -114,14 +112,20 @@ def user_tenant_access(*, user: User) -> list[TenantAccess]:
     if user.is_superuser:
         access = [TenantAccess(pk, name, slug, Role.ADMIN) for pk, name, slug in tenants_all()]
     else:
-        rows = (
-            Membership.objects.filter(user=user)
-            .order_by("tenant__name")
-            .values_list("tenant_id", "tenant__name", "tenant__slug", "role")
-        )
-        access = [TenantAccess(*row) for row in rows]
+        access = [TenantAccess(*row) for row in _MEMBERSHIPS.rows(user.pk)]
     user._portal_tenant_access = access
     return access
+
+
+# The reader's memberships, by tenant name: on every signed-in page (the menu), compiled once.
+_MEMBERSHIPS = CompiledRead(
+    lambda user_id: (
+        Membership.objects.filter(user_id=user_id)
+        .order_by("tenant__name")
+        .values_list("tenant_id", "tenant__name", "tenant__slug", "role")
+    ),
+    arguments=1,
+)
 
 
 def tenants_all() -> list[tuple[int, str, str]]:
@@ -143,44 +147,6 @@ def _tenants_changed(sender, **kwargs) -> None:
     audit_cache_generation_bump(TENANTS)
 
 
-_MEMBERSHIP_TENANT = Membership._meta.get_field("tenant")
-
-
-@cache
-def _memberships_sql(alias: str) -> str:
-    """`Membership.objects.filter(user=…).select_related("tenant").order_by("tenant__name")`,
-    written once per process (parameter: the user's id)."""
-    qn = connections[alias].ops.quote_name
-    membership, tenant = qn(Membership._meta.db_table), qn(Tenant._meta.db_table)
-    user = qn(Membership._meta.get_field("user").column)
-    tenant_id = qn(Membership._meta.get_field("tenant").column)
-    columns = f"{row_columns(Membership, using=alias)}, {row_columns(Tenant, using=alias)}"
-    # Names from the models, the value as a parameter.
-    return (
-        f"SELECT {columns} FROM {membership} INNER JOIN {tenant} "  # noqa: S608
-        f"ON ({membership}.{tenant_id} = {tenant}.{qn(Tenant._meta.pk.column)}) "
-        f"WHERE {membership}.{user} = %s ORDER BY {tenant}.{qn('name')} ASC"
-    )
-
-
-def _memberships_with_tenants(user) -> list[Membership]:
-    """The user's memberships with their tenants, by tenant name: the ORM's select_related query,
-    without compiling it on every request (trunks.rows)."""
-    alias = router.db_for_read(Membership)
-    width = row_width(Membership, using=alias)
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_memberships_sql(alias), [user.pk])
-        rows = cursor.fetchall()
-    memberships = []
-    for row in rows:
-        membership = row_from_db(Membership, row[:width], using=alias)
-        _MEMBERSHIP_TENANT.set_cached_value(
-            membership, row_from_db(Tenant, row[width:], using=alias)
-        )
-        memberships.append(membership)
-    return memberships
-
-
 def user_tenants_loaded(*, user: User) -> list[Tenant]:
     """The tenants `user` may act in (tenant_list_for's, as whole rows, by name) in one query that
     also answers user_tenant_access for the rest of the request: a page that needs both the
@@ -188,18 +154,41 @@ def user_tenants_loaded(*, user: User) -> list[Tenant]:
     if not user.is_authenticated:
         return []
     if user.is_superuser:
-        tenants = list(Tenant.objects.order_by("name"))
+        tenants = [_tenant_from_row(row) for row in _TENANTS_ALL.rows()]
         access = [TenantAccess(t.pk, t.name, t.slug, Role.ADMIN) for t in tenants]
     else:
-        memberships = _memberships_with_tenants(user)
-        access = [
-            TenantAccess(m.tenant_id, m.tenant.name, m.tenant.slug, m.role) for m in memberships
-        ]
+        rows = _TENANTS_WITH_ROLE.rows(user.pk)
+        tenants_roles = [(_tenant_from_row(row[:-1]), row[-1]) for row in rows]
+        access = [TenantAccess(t.pk, t.name, t.slug, role) for t, role in tenants_roles]
         allowed = set(Role.at_least(Role.STAFF))
-        tenants = [m.tenant for m in memberships if m.role in allowed]
+        tenants = [t for t, role in tenants_roles if role in allowed]
     if getattr(user, "_portal_tenant_access", None) is None:
         user._portal_tenant_access = access
     return tenants
+
+
+def _tenant_fields() -> list[str]:
+    return [f.attname for f in Tenant._meta.concrete_fields]
+
+
+def _tenant_from_row(row) -> Tenant:
+    return Tenant.from_db("default", _tenant_fields(), row)
+
+
+# Whole tenant rows, by name: every tenant's (superusers) or the reader's, with the reader's role
+# last (a user holds one membership per tenant, so one row per tenant). On the form's page and
+# every create, compiled once.
+_TENANTS_ALL = CompiledRead(
+    lambda: Tenant.objects.order_by("name").values_list(*_tenant_fields()), arguments=0
+)
+_TENANTS_WITH_ROLE = CompiledRead(
+    lambda user_id: (
+        Membership.objects.filter(user_id=user_id)
+        .order_by("tenant__name")
+        .values_list(*(f"tenant__{name}" for name in _tenant_fields()), "role")
+    ),
+    arguments=1,
+)
 
 
 def user_tenants_at_least(*, user: User, min_role: Role) -> list[TenantAccess]:

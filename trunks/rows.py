@@ -1,13 +1,10 @@
-"""Model rows written and read with SQL built once per process, not through the ORM's save path or
-query compiler: for the statements every create (or every page) runs, where building the statement
-cost more CPU than sending and running it — a create's audit records and Trunk, the signed-in
-person's tenants.
+"""One model row INSERTed as one SQL statement written once per process, not through the ORM's save
+path: for the writes on a create's hot path (its audit records and its Trunk), where building the
+statement (the instance's save(), the query compiler) cost more CPU than sending and running it.
 
-The values go through each field's own `pre_save` and `get_db_prep_save` on the way in, as `save()`
-and `bulk_create()` do, and through the converters the ORM applies (the backend's and the field's
-`from_db_value`) on the way out, so what is stored and read is what the ORM would store and read.
-No signals are sent: no model written here has a receiver, and the writes stay explicit in the
-services that make them.
+The values go through each field's own `pre_save` and `get_db_prep_save`, as `save()` and
+`bulk_create()` do, so what is stored is what they would store. No signals are sent: no model
+written here has a receiver, and the writes stay explicit in the services that make them.
 """
 
 from functools import cache
@@ -78,44 +75,3 @@ def row_insert_statement(
     connection = connections[using]
     sql, fields, _ = _insert(type(instance), using, ignore_conflicts, when)
     return sql, _params(instance, fields, connection)
-
-
-@cache
-def _reading(model: type[Model], alias: str) -> tuple[str, tuple, tuple]:
-    """The model's columns as a SELECT list, their attribute names, and per column the
-    (converter, column expression) pairs the ORM would apply to its value."""
-    connection = connections[alias]
-    opts = model._meta
-    qn = connection.ops.quote_name
-    columns = []
-    converters = []
-    for field in opts.concrete_fields:
-        col = field.get_col(opts.db_table)
-        columns.append(f"{qn(opts.db_table)}.{qn(field.column)}")
-        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-        converters.append(tuple((convert, col) for convert in found))
-    attnames = tuple(f.attname for f in opts.concrete_fields)
-    return ", ".join(columns), attnames, tuple(converters)
-
-
-def row_columns(model: type[Model], *, using: str = "default") -> str:
-    """`model`'s columns, table-qualified, for a hand-written SELECT whose rows row_from_db reads."""
-    return _reading(model, using)[0]
-
-
-def row_width(model: type[Model], *, using: str = "default") -> int:
-    """How many columns row_columns(model) selects."""
-    return len(_reading(model, using)[1])
-
-
-def row_from_db(model: type[Model], values, *, using: str = "default") -> Model:
-    """The `model` instance for `values` selected by row_columns(model), converted as the ORM
-    converts them."""
-    connection = connections[using]
-    _, attnames, converters = _reading(model, using)
-    converted = []
-    for value, pairs in zip(values, converters, strict=True):
-        for convert, col in pairs:
-            value = convert(value, col, connection)
-        converted.append(value)
-    return model.from_db(using, attnames, converted)

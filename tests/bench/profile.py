@@ -29,8 +29,10 @@ from . import environment
 # A step's time is the summed cumulative time of its functions (none nested within another).
 FORM_STEPS = [
     ("the whole request (test client → response)", [("django/test/client.py", "request")]),
-    ("  session load and user (middleware)", [("contrib/auth/__init__.py", "get_user")]),
+    # The session is read when the user is (the user's id is in it), from the cache or the database.
+    ("  session load and user (middleware)", [("portal/user_cache.py", "user_from_session")]),
     ("  the view", [("provisioning/views.py", "trunk_create_view")]),
+    ("    the reader's tenants and roles (a query)", [("trunks/access.py", "user_tenants_loaded")]),
     ("    verified numbers (cache read)", [("provisioning/numbers.py", "verified_numbers_get")]),
     ("    the form built (choices formatted)", [("provisioning/forms.py", "__init__")]),
     ("    the submission token signed", [("provisioning/tokens.py", "submission_token_issue")]),
@@ -40,12 +42,18 @@ FORM_STEPS = [
     ),
     ("    the menu's tenants and roles", [("trunks/access.py", "user_tenant_access")]),
     ("  template rendering", [("django/template/response.py", "render")]),
+    (
+        "    CSRF token masked",
+        [("django/middleware/csrf.py", "get_token"), ("portal/csrf.py", "csrf_token_masked")],
+    ),
     ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
 ]
 
 CREATE_STEPS = [
     ("the whole request (test client → response)", [("django/test/client.py", "request")]),
-    ("  session load and user (middleware)", [("contrib/auth/__init__.py", "get_user")]),
+    # The session is read when the user is (the user's id is in it), from the cache or the database.
+    ("  session load and user (middleware)", [("portal/user_cache.py", "user_from_session")]),
+    ("  the reader's tenants and roles (a query)", [("trunks/access.py", "user_tenants_loaded")]),
     ("  the view", [("provisioning/views.py", "_trunk_create_post")]),
     (
         "    earlier attempt with this token",

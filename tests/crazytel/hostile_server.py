@@ -1,5 +1,6 @@
 """A hostile Crazytel over real sockets (standard library): answers nested 200 000 deep, or drips
-its body (or its headers) one byte a second. The tests' client talks to it as it would to Crazytel."""
+its body (or its headers) a byte at a time, one a second unless told otherwise. The tests' client
+talks to it as it would to Crazytel."""
 
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ from trunks.tenants.upstream import DatabaseBackend, backend_default, rate_limit
 from .ratelimit_worker import hammer
 
 REDIS_URL = os.environ.get("RATELIMIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
+# Between the clocks the limiter reads (Redis's, or time.time()) and the tests' monotonic one.
+CLOCK_TOLERANCE = 0.01
 
 
 def _rate_limited():
@@ -157,8 +159,10 @@ def test_each_key_has_its_own_budget(backend, api_key):
 
 def test_a_request_waits_up_to_max_wait_for_a_returning_token(backend, api_key):
     lim = limiter(backend, api_key, per_window=1, window=0.4, max_wait=1.0)
+    before_spent = time.monotonic()
     lim.acquire()
     lim.acquire()  # The token returns 0.4 s later, within the second it may wait.
+    assert time.monotonic() - before_spent >= 0.4 - CLOCK_TOLERANCE  # waited for it, not taken
     with pytest.raises(_rate_limited()):
         limiter(backend, api_key, per_window=1, window=0.4, max_wait=0).acquire()
 
@@ -250,19 +254,28 @@ def test_the_default_budget_is_crazytels_sixty_with_headroom_in_time():
     )
 
 
-def test_a_token_comes_back_only_after_the_window_and_the_guard(backend, api_key):
-    lim = limiter(backend, api_key, per_window=1, window=0.3, guard=1.0)
+def test_a_refusal_counts_the_guard_in_its_retry_after(backend, api_key):
+    lim = limiter(backend, api_key, per_window=1, window=60, guard=1.5)
     lim.acquire()
     with pytest.raises(_rate_limited()) as caught:
         lim.acquire()
-    assert caught.value.retry_after == 2  # 0.3 s of window and 1 s of guard, in whole seconds
-    # The window alone has passed: Crazytel may still be counting the first request.
-    time.sleep(0.35)
-    with pytest.raises(_rate_limited()):
-        lim.acquire()
-    # The window and the guard: the token is back.
-    time.sleep(1.0 + getattr(backend, "GUARD", 0))
-    lim.acquire()
+    # 60 s of window and 1.5 s of guard (and the database's 0.25 s commit guard), in whole
+    # seconds: 62, where the window alone would say 60.
+    assert caught.value.retry_after == 62
+
+
+def test_a_token_comes_back_only_after_the_window_and_the_guard(backend, api_key):
+    window, guard = 0.2, 0.4
+    held_for = window + guard + getattr(backend, "GUARD", 0)
+    before_spent = time.monotonic()
+    limiter(backend, api_key, per_window=1, window=window, guard=guard).acquire()
+    # A request willing to wait is granted the moment the token comes back: never once the window
+    # alone has passed (Crazytel may still be counting the first request), only after the guard.
+    patient = limiter(backend, api_key, per_window=1, window=window, guard=guard, max_wait=5)
+    patient.acquire()
+    waited = time.monotonic() - before_spent
+    assert waited >= held_for - CLOCK_TOLERANCE, f"back after {waited:.3f} s"
+    assert waited < held_for + 2.0, f"back only after {waited:.3f} s"  # generous: a busy machine
 
 
 def test_the_backend_is_redis_when_the_cache_is_redis(redis_client, api_key):
@@ -350,8 +363,10 @@ def test_a_429_with_retry_after_blocks_every_process(backend, api_key):
 
 def test_a_short_retry_after_is_waited_out(backend, api_key):
     lim = limiter(backend, api_key, per_window=50, max_wait=1.0)
-    lim.note_retry_after(0.3)
-    lim.acquire()
+    before_blocked = time.monotonic()
+    lim.note_retry_after(0.2)
+    lim.acquire()  # waited for, not refused…
+    assert time.monotonic() - before_blocked >= 0.2 - CLOCK_TOLERANCE  # …and not let through early
 
 
 def test_a_huge_retry_after_is_capped(backend, api_key):
@@ -474,33 +489,41 @@ def test_a_good_answer_resets_the_count_its_token_found_and_skips_the_reset_othe
 
 
 def test_after_the_cooloff_one_trial_call_goes_and_one_more_failure_reopens(backend, api_key):
-    lim = limiter(
-        backend, api_key, per_window=50, breaker_threshold=2, breaker_cooloff=0.3, max_wait=0
-    )
-    lim.note_result(server_error=True)
-    lim.note_result(server_error=True)
+    def breaker(max_wait):
+        return limiter(
+            backend, api_key, per_window=50, breaker_threshold=2, breaker_cooloff=0.3,
+            max_wait=max_wait,
+        )  # fmt: skip
+
+    hasty, patient = breaker(0), breaker(5)
+    hasty.note_result(server_error=True)
+    opened = time.monotonic()
+    hasty.note_result(server_error=True)
     with pytest.raises(_rate_limited()):
-        lim.acquire()
-    time.sleep(0.35)  # the cool-off (0.3 s) passing is the subject: a fixed time by design
-    lim.acquire()  # Half-open: the trial call goes…
-    lim.note_result(server_error=True)  # …and fails: the breaker opens again at once.
+        hasty.acquire()
+    # Half-open: the trial call goes once the cool-off (0.3 s) has passed, and not before…
+    patient.acquire()
+    assert time.monotonic() - opened >= 0.3 - CLOCK_TOLERANCE
+    reopened = time.monotonic()
+    patient.note_result(server_error=True)  # …and fails: the breaker opens again at once.
     with pytest.raises(_rate_limited()) as caught:
-        lim.acquire()
+        hasty.acquire()
     assert "Crazytel is failing" in caught.value.message
-    time.sleep(0.35)
-    lim.acquire()
-    lim.note_result(server_error=False)  # It works again: closed.
-    lim.note_result(server_error=True)
-    lim.acquire()
+    patient.acquire()
+    assert time.monotonic() - reopened >= 0.3 - CLOCK_TOLERANCE
+    patient.note_result(server_error=False)  # It works again: closed.
+    patient.note_result(server_error=True)
+    hasty.acquire()
 
 
 # --- Several processes --------------------------------------------------------------------------
 
 # Three processes over two and a half windows: each window's budget is contended for by all of
-# them, and a window boundary is crossed twice (a longer run proves no more, and costs CPU).
+# them, and a window boundary is crossed twice (a longer run, or longer windows, prove no more
+# and cost time: 10 grants in half a second are as contended as 20 in a second).
 BUDGET = 10
-WINDOW = 1.0
-RUN_FOR = 2.5
+WINDOW = 0.5
+RUN_FOR = 1.25
 PROCESSES = 3
 # A grant is timed in the worker just after acquire() returns, a little after the limiter decided.
 CLOCK_SLACK = 0.05

@@ -10,7 +10,13 @@ from django.test import Client
 from tests.crazytel.contract_server import ContractServer
 from tests.e2e.journeys import closed_port_url
 from tests.factories import UserFactory
-from tests.provisioning.faults import CHANGE_FAULTS, CLOSED_PORT
+from tests.provisioning.faults import (
+    CHANGE_FAULTS,
+    CLOSED_PORT,
+    ORDINARY_TIMEOUT,
+    READ_TIMEOUT,
+    outlasts_timeout,
+)
 from tests.trunk_fixtures import key_tenant, token_from
 from trunks.lifecycle.services import trunk_change
 from trunks.models import AuditKind, AuditRecord, Role, Trunk
@@ -70,7 +76,7 @@ def _act(client, username, action, **fields):
 
 @pytest.fixture
 def sandbox(live_server, tenant_a, settings, fresh_cache):
-    settings.CRAZYTEL_TIMEOUT = 1.0
+    settings.CRAZYTEL_TIMEOUT = ORDINARY_TIMEOUT
     account = sandbox_account_ensure(name="Lifecycle live", api_key=KEY)
     key_tenant(tenant_a, KEY, base_url=f"{live_server.url}/sandbox/api/v1")
     return account
@@ -167,7 +173,7 @@ ACTION_PATHS = {"password": "password", "suspend": "enabled", "settings": "setti
 
 @pytest.mark.parametrize("fault", CHANGE_FAULTS, ids=str)
 def test_each_sandbox_fault_shows_its_message_on_the_trunk_page(
-    sandbox, staff_client, tenant_a, fault
+    sandbox, staff_client, tenant_a, fault, settings
 ):
     username = _create(staff_client)
     trunk = Trunk.objects.get(username=username)
@@ -180,6 +186,8 @@ def test_each_sandbox_fault_shows_its_message_on_the_trunk_page(
         sandbox_faults_set(
             account=sandbox, fault_scope="create", fault_remaining=1, **fault.sandbox
         )
+    if outlasts_timeout(fault.sandbox):
+        settings.CRAZYTEL_TIMEOUT = READ_TIMEOUT  # waited out: as short as it can safely be
     response = staff_client.post(f"/trunks/{username}/{ACTION_PATHS[fault.action]}/", data)
     page = html_module.unescape(response.content.decode())
     assert response.status_code == 200

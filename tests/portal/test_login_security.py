@@ -56,6 +56,16 @@ def test_repeated_failures_lock_the_username_from_that_address_with_a_clear_page
     assert "_auth_user_id" not in client.session
 
 
+@pytest.mark.parametrize("url", [LOGIN, "/admin/login/"])
+def test_a_username_longer_than_any_account_is_refused_with_a_message_and_not_recorded(
+    client, db, url
+):
+    response = client.post(url, {"username": "u" * 300, "password": "whatever-it-is"})
+    assert response.status_code == 200
+    assert "Ensure this value has at most 150 characters" in response.content.decode()
+    assert not AccessAttempt.objects.exists()
+
+
 def test_below_the_limit_the_ordinary_error_shows(client, charlie, settings):
     response = fail_login(client, "charlie", settings.AXES_FAILURE_LIMIT - 1)
     assert response.status_code == 200

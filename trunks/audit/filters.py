@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from portal.forms import FieldsCopiedLightly
 from trunks.models import AuditKind, AuditRecord, AuditStatus
 
 # Shorter text cannot use the trigram indexes and would scan the whole log.
@@ -288,7 +289,9 @@ class AuditRecordFilter(django_filters.FilterSet):
         fields for each instance, so instances share nothing."""
         if "_built_form_class" not in cls.__dict__:
             fields = {name: copy.deepcopy(f).field for name, f in cls.base_filters.items()}
-            cls._built_form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+            form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+            form_class.base_fields = FieldsCopiedLightly(form_class.base_fields)
+            cls._built_form_class = form_class
         return cls._built_form_class
 
     def get_form_class(self):

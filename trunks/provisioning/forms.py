@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.forms.boundfield import BoundField
 
+from portal.forms import FieldsCopiedLightly
 from trunks.crazytel.contract import (
     TRUNK_FIELD,
     TRUNK_FIELD_NAMES,
@@ -277,3 +278,6 @@ class TrunkCreateForm(forms.Form):
     def upstream_data(self) -> dict:
         """The cleaned values Crazytel receives (the contract builds the exact JSON)."""
         return {name: self.cleaned_data[name] for name in self.UPSTREAM_FIELDS}
+
+
+TrunkCreateForm.base_fields = FieldsCopiedLightly(TrunkCreateForm.base_fields)
