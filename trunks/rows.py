@@ -15,22 +15,27 @@ from django.db.models.constants import OnConflict
 
 
 @cache
-def _insert(model: type[Model], alias: str, ignore_conflicts: bool) -> tuple[str, tuple, bool]:
+def _insert(
+    model: type[Model], alias: str, ignore_conflicts: bool, when: str = ""
+) -> tuple[str, tuple, bool]:
     """The statement, the fields it writes, and whether it returns the new row's id."""
     connection = connections[alias]
     opts = model._meta
     fields = tuple(f for f in opts.concrete_fields if not f.generated and f is not opts.auto_field)
     qn = connection.ops.quote_name
     on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+    placeholders = ", ".join(["%s"] * len(fields))
+    values = f"SELECT {placeholders} WHERE {when}" if when else f"VALUES ({placeholders})"
     sql = (
         f"{connection.ops.insert_statement(on_conflict=on_conflict)} {qn(opts.db_table)} "
-        f"({', '.join(qn(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
+        f"({', '.join(qn(f.column) for f in fields)}) {values}"
     )
     suffix = connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)
     if suffix:
         sql += f" {suffix}"
     returning = (
         not ignore_conflicts
+        and not when
         and opts.auto_field is not None
         and connection.features.can_return_columns_from_insert
     )
@@ -39,13 +44,17 @@ def _insert(model: type[Model], alias: str, ignore_conflicts: bool) -> tuple[str
     return sql, fields, returning
 
 
+def _params(instance: Model, fields: tuple, connection) -> list:
+    return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
 def row_insert(instance: Model, *, using: str = "default", ignore_conflicts: bool = False) -> bool:
     """INSERT `instance` as one statement; its id is set from the database. With
     `ignore_conflicts`, a row that would break a unique constraint is skipped (the id stays
     unset); returns whether a row was written. Raises IntegrityError as save() would."""
     connection = connections[using]
     sql, fields, returning = _insert(type(instance), using, ignore_conflicts)
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    params = _params(instance, fields, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         written = ignore_conflicts is False or cursor.rowcount == 1
@@ -55,3 +64,14 @@ def row_insert(instance: Model, *, using: str = "default", ignore_conflicts: boo
         instance._state.adding = False
         instance._state.db = using
     return written
+
+
+def row_insert_statement(
+    instance: Model, *, when: str, using: str = "default", ignore_conflicts: bool = False
+) -> tuple[str, list]:
+    """The INSERT of `instance` as (sql, params), inserting only if the SQL condition `when` holds
+    (`INSERT … SELECT … WHERE when`), for a caller that sends it as part of another statement (a
+    data-modifying WITH on PostgreSQL). The instance's id is not set."""
+    connection = connections[using]
+    sql, fields, _ = _insert(type(instance), using, ignore_conflicts, when)
+    return sql, _params(instance, fields, connection)

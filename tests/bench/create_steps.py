@@ -22,6 +22,7 @@ from pathlib import Path
 from . import environment
 
 STEPS = [
+    ("tenants read", "trunks.provisioning.views", "user_tenants_loaded"),
     ("view", "trunks.provisioning.views", "_trunk_create_post"),
     ("numbers", "trunks.provisioning.views", "verified_numbers_get"),
     ("form init", "trunks.provisioning.views", "TrunkCreateForm"),
@@ -30,7 +31,7 @@ STEPS = [
     ("attempt_start", "trunks.provisioning.services", "audit_attempt_start"),
     ("client_for", "trunks.provisioning.services", "crazytel_client_for"),
     ("attempt_finish", "trunks.provisioning.services", "audit_attempt_finish"),
-    ("trunk record", "trunks.provisioning.services", "trunk_record_from_attempt"),
+    ("trunk row built", "trunks.provisioning.services", "trunk_row_from_attempt"),
     ("session.request", "requests.sessions", "Session.request"),
     ("rl acquire", "trunks.crazytel.ratelimit", "RateLimiter.acquire"),
     ("rl note_result", "trunks.crazytel.ratelimit", "RateLimiter.note_result"),

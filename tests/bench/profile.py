@@ -72,8 +72,11 @@ CREATE_STEPS = [
     ("      rate limiter: note the result", [("crazytel/ratelimit.py", "note_result")]),
     ("      final record sealed (chain)", [("audit/writer.py", "audit_attempt_finish")]),
     (
-        "      Trunk record (within the final record's transaction)",
-        [("lifecycle/records.py", "trunk_record_from_attempt")],
+        "      Trunk record built (written with the final record)",
+        [
+            ("lifecycle/records.py", "trunk_row_from_attempt"),
+            ("trunks/rows.py", "row_insert_statement"),
+        ],
     ),
     (
         "      audit cache generation bumps (Redis)",

@@ -103,10 +103,10 @@ def test_a_row_costs_the_job_a_token_a_claim_and_its_result_and_one_heartbeat_pe
     assert _statuses(large) == [BulkRowStatus.CREATED] * 6
     heartbeats = [s for s in statements if s.startswith("UPDATE") and "heartbeat_at" in s]
     assert len(heartbeats) == 1  # rows come faster than BULK_HEARTBEAT_SECONDS
-    # Each row beside its create: the limiter's token (one Redis script, or two statements in the
+    # Each row beside its create: the limiter's token (one Redis script, or one UPDATE in the
     # database backend), the claim and the row's result; nothing re-read per row.
     per_row = ((len(statements) - in_create) - (len(small_statements) - small_in_create)) / 4
-    token = 0 if redis_client_from_cache() else 2
+    token = 0 if redis_client_from_cache() else 1
     assert per_row == 2 + token, statements
 
 

@@ -192,6 +192,43 @@ def test_a_token_returns_exactly_one_window_after_it_was_spent(backend, api_key)
         lim.acquire()
 
 
+def _statements(fn) -> list[str]:
+    from django.test.utils import CaptureQueriesContext
+
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    with CaptureQueriesContext(connection) as queries:
+        fn()
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
+
+
+def test_a_database_token_is_one_update_and_only_a_refusal_reads_the_row(db, api_key):
+    """The take decides in the statement (breaker, block, grants in the window) on the row as it
+    finds it: no row lock held across round trips; the budget under contention is
+    test_several_processes_never_exceed_the_budget_in_any_window_database's."""
+    lim = limiter(DatabaseBackend(), api_key, per_window=2)
+    first = _statements(lim.acquire)  # the key's first token: its row is made on the way
+    assert [s.split()[0] for s in first] == ["UPDATE", "SELECT", "INSERT", "UPDATE"], first
+    sql = _statements(lim.acquire)
+    assert [s.split()[0] for s in sql] == ["UPDATE"], sql
+    assert "FOR UPDATE" not in sql[0] and "RETURNING" in sql[0]
+    assert len(RateLimitBucket.objects.get(key=key_id(api_key)).grants) == 2
+
+
+def test_a_refused_database_take_reads_why_in_one_more_statement(db, api_key):
+    lim = limiter(DatabaseBackend(), api_key, per_window=1)
+    lim.acquire()
+    caught = []
+
+    def refused():
+        with pytest.raises(_rate_limited()) as error:
+            lim.acquire()
+        caught.append(error.value)
+
+    sql = _statements(refused)
+    assert [s.split()[0] for s in sql] == ["UPDATE", "SELECT"], sql
+    assert 59 <= caught[0].retry_after <= 61
+
+
 def test_the_default_limiter_uses_the_settings(db, api_key, settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.CRAZYTEL_RATE_LIMIT_PER_MINUTE = 2

@@ -13,22 +13,26 @@ constraint refuses the position if it is taken (the guess was not the head). Eit
 falls back to reading the head, so a wrong or missing guess costs a query, never the chain.
 
 A create's two writes (the pending INSERT, the finishing UPDATE) are written by hand, one statement
-each built once per process (trunks.rows; FINISH_SQL): the ORM's save path cost more CPU than
+each built once per process (trunks.rows; _finish_sql): the ORM's save path cost more CPU than
 running them. The values still go through the model's fields, and the hash is computed as before.
+On PostgreSQL the finishing UPDATE carries the row that commits with it (a create's Trunk) in the
+same statement, and a finishing that is one statement runs without BEGIN and COMMIT.
 """
 
 import copy
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
-from trunks.rows import row_insert
+from trunks.rows import row_insert, row_insert_statement
 
 from .cache import audit_cache_invalidate, audit_chain_head_hint
 from .chain import record_hash_compute
@@ -67,18 +71,23 @@ class _WrongHead(Exception):
     """The guessed head was not the chain's head (or the row was final already: read to tell)."""
 
 
-def _sealed_write(record: AuditRecord, write, *, head: tuple[int, str] | None = None) -> None:
+def _sealed_write(
+    record: AuditRecord, write, *, head: tuple[int, str] | None = None, one_statement: bool = False
+) -> None:
     """Seal `record` and `write()` it, in a transaction (a savepoint when the caller's transaction
     is open); when its chain position was taken by another writer meanwhile (the unique constraint
     refused it), seal it again at the new head.
 
     With `head` (a guessed (chain_seq, record_hash) of the chain's last record), first without
-    reading the head: `write(after=head)` must apply only if that record exists with that hash."""
+    reading the head: `write(after=head)` must apply only if that record exists with that hash.
+    When that write is `one_statement`, it needs no transaction of its own outside the caller's
+    (no BEGIN and COMMIT: the statement is atomic by itself)."""
     if head is not None:
         record.chain_seq, record.prev_hash = head[0] + 1, head[1]
         record.record_hash = record_hash_compute(record)
+        in_transaction = connection.in_atomic_block or not one_statement
         try:
-            with transaction.atomic():
+            with transaction.atomic() if in_transaction else nullcontext():
                 write(after=head)
             return
         except (_WrongHead, IntegrityError):
@@ -197,17 +206,22 @@ def audit_attempt_finish(
     trunk_username: str = "",
     trunk_id: str = "",
     response: dict[str, Any] | None = None,
-    also: Callable[[AuditRecord], None] | None = None,
+    commit_with: Callable[[AuditRecord], Model | None] | None = None,
 ) -> AuditRecord:
-    """Complete a pending attempt, exactly once, and seal it into the chain. `also(final)` runs in
-    the same transaction (what must commit with the final record, or not at all: a create's Trunk
-    record), so a caller needs no transaction of its own around this, and its savepoint.
+    """Complete a pending attempt, exactly once, and seal it into the chain. `commit_with(final)`
+    builds a row that must commit with the final record or not at all (a create's Trunk record;
+    None: nothing to add), INSERTed unless it would break a unique constraint, so a caller needs
+    no transaction of its own around this.
 
     One UPDATE of the finishing fields (after one read of the chain's head, unless the audit cache
-    remembers it: see the module's docstring), which applies only while the row is still pending: a second finisher (the pending sweeper, a retried request) waits for
-    the first's row lock, then finds it final and is refused (ValueError), and the seal it computed
-    is rolled back with it. The rest of a pending row is what `record` holds (a pending
-    row changes only here), so it is not read again.
+    remembers it: see the module's docstring), which applies only while the row is still pending:
+    a second finisher (the pending sweeper, a retried request) waits for the first's row lock, then
+    finds it final and is refused (ValueError), and the seal it computed is rolled back with it.
+    The rest of a pending row is what `record` holds (a pending row changes only here), so it is
+    not read again. On PostgreSQL the UPDATE and the row's INSERT are one statement (a
+    data-modifying WITH whose INSERT runs only if the UPDATE applied): on the remembered head,
+    finishing is one round trip, without BEGIN and COMMIT. SQLite has no such statement: there
+    they are two, in one transaction.
     """
     assert status != AuditStatus.PENDING
     fresh = copy.copy(record)  # the caller's pending record stays as it was
@@ -222,22 +236,38 @@ def audit_attempt_finish(
     fresh.finished_at = now
     elapsed_ms = int((now - fresh.started_at).total_seconds() * 1000)
     fresh.duration_ms = min(max(0, elapsed_ms), DURATION_MS_MAX)
+    row = commit_with(fresh) if commit_with is not None else None
+    # PostgreSQL's data-modifying WITH sends the UPDATE and the row's INSERT as one statement.
+    together = row is not None and connection.vendor == "postgresql"
 
     def write(after: tuple[int, str] | None = None) -> None:
         params = [f.get_db_prep_save(getattr(fresh, f.attname), connection) for f in _finishing()]
         params += [record.pk, AuditStatus.PENDING.value]
         if after is not None:
             params += [record.tenant_id, after[0], after[1]]
+        sql = _finish_sql(connection.vendor, guessed=after is not None)
+        if together:
+            insert, insert_params = row_insert_statement(
+                row, when="EXISTS (SELECT 1 FROM finished)", ignore_conflicts=True
+            )
+            sql = f"WITH finished AS ({sql} RETURNING 1), added AS ({insert}) "
+            sql += "SELECT count(*) FROM finished"
+            params += insert_params
         with connection.cursor() as cursor:
-            cursor.execute(_finish_sql(connection.vendor, guessed=after is not None), params)
-            updated = cursor.rowcount
+            cursor.execute(sql, params)
+            updated = cursor.fetchone()[0] if together else cursor.rowcount
         if not updated:
             raise _FinalAlready(record.pk) if after is None else _WrongHead()
-        if also is not None:
-            also(fresh)
+        if row is not None and not together:
+            row_insert(row, ignore_conflicts=True)
 
     try:
-        _sealed_write(fresh, write, head=audit_chain_head_hint(record.tenant_id))
+        _sealed_write(
+            fresh,
+            write,
+            head=audit_chain_head_hint(record.tenant_id),
+            one_statement=row is None or together,
+        )
     except _FinalAlready:
         raise ValueError(f"audit record {record.pk} is final already") from None
     audit_cache_invalidate(sealed=fresh)

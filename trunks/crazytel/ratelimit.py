@@ -2,8 +2,8 @@
 
 Crazytel allows 60 requests a minute per API key. One limiter state per key lives where every web
 process and worker sees it, in a backend: `RedisBackend` here (atomic Lua scripts), or the
-database's (trunks.tenants.upstream.DatabaseBackend, one row changed only under a row lock) when
-there is no Redis. Never a per-process cache. This module knows no database and no tenant. The state's name is an HMAC
+database's (trunks.tenants.upstream.DatabaseBackend, one row; a token is one conditional UPDATE)
+when there is no Redis. Never a per-process cache. This module knows no database and no tenant. The state's name is an HMAC
 of the API key under a key derived from SECRET_KEY, so neither Redis nor the database holds the key.
 
 The bucket holds CRAZYTEL_RATE_LIMIT_PER_MINUTE tokens and each spent token comes back one window

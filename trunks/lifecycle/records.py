@@ -1,6 +1,7 @@
 """The Trunk record of a trunk the portal created: written from the attempt that created it.
 
-Called inside the transaction that finalises a successful create (trunks.provisioning.services) or
+Built for the write that finalises a successful create (trunks.provisioning.services hands it to
+trunks.audit.writer, which commits it with the final record), or added inside the transaction that
 records a manager's resolution "created" (trunks.audit.services), so single and bulk creates alike
 get their record without doing anything else.
 """
@@ -34,17 +35,17 @@ def trunk_settings(trunk: Trunk) -> dict[str, Any]:
     return {name: getattr(trunk, name) for name in SETTING_NAMES}
 
 
-def trunk_record_from_attempt(
+def trunk_row_from_attempt(
     *, attempt: AuditRecord, username: str, trunk_id: str = "", at=None
-) -> None:
-    """Add the Trunk a create attempt made (`attempt` holds what was sent). Call inside the
-    finalising transaction. A username already recorded is left as it is: one INSERT that skips a
-    row whose username exists (ON CONFLICT DO NOTHING; the username is the Trunk's only unique
-    column besides its id), so no look-up first, written by hand (trunks.rows)."""
+) -> Trunk | None:
+    """The Trunk a create attempt made (`attempt` holds what was sent), not yet written; None when
+    Crazytel named no username. The finalising write INSERTs it skipping a username already
+    recorded (ON CONFLICT DO NOTHING; the username is the Trunk's only unique column besides its
+    id), so no look-up first."""
     if not username:
-        return
+        return None
     defaults = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
-    trunk = Trunk(
+    return Trunk(
         tenant_id=attempt.tenant_id,
         trunk_id=(trunk_id or "")[:64],
         username=username,
@@ -54,4 +55,13 @@ def trunk_record_from_attempt(
         created_at=at or attempt.finished_at or attempt.started_at,
         created_record=attempt,
     )
-    row_insert(trunk, ignore_conflicts=True)
+
+
+def trunk_record_from_attempt(
+    *, attempt: AuditRecord, username: str, trunk_id: str = "", at=None
+) -> None:
+    """Add the Trunk a create attempt made, leaving a username already recorded as it is. Call
+    inside the finalising transaction; one INSERT written by hand (trunks.rows)."""
+    trunk = trunk_row_from_attempt(attempt=attempt, username=username, trunk_id=trunk_id, at=at)
+    if trunk is not None:
+        row_insert(trunk, ignore_conflicts=True)

@@ -7,7 +7,8 @@ class RateLimitBucket(models.Model):
     """The shared Crazytel rate-limit state of one API key, when there is no Redis
     (trunks.tenants.upstream).
 
-    `key` is an HMAC of the API key, never the key. Rows are only read and written under a row lock.
+    `key` is an HMAC of the API key, never the key. A row changes in one conditional UPDATE (a
+    token) or under a row lock (a 429, a failure); every time in it is the database's clock.
     """
 
     key = models.CharField(max_length=64, primary_key=True)

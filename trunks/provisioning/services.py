@@ -13,7 +13,7 @@ from trunks.audit.writer import audit_attempt_finish, audit_attempt_start
 from trunks.crazytel import errors as upstream
 from trunks.crazytel.contract import trunk_payload
 from trunks.crazytel.parsing import redact
-from trunks.lifecycle.records import trunk_record_from_attempt
+from trunks.lifecycle.records import trunk_row_from_attempt
 from trunks.models import AuditRecord, AuditStatus, Tenant
 from trunks.tenants.credentials import CredentialError
 from trunks.tenants.upstream import crazytel_client_for
@@ -226,7 +226,7 @@ def _trunk_create_call(
         trunk_username=created.username,
         trunk_id=str(created.trunk_id or "")[:64],
         response=response,
-        also=lambda final: trunk_record_from_attempt(
+        commit_with=lambda final: trunk_row_from_attempt(
             attempt=final, username=created.username, trunk_id=final.trunk_id
         ),
     )

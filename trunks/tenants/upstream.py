@@ -2,13 +2,14 @@
 deployment-wide rate limiter for that key, whose state lives in Redis or else in the database."""
 
 import random
-import time
+from functools import cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import IntegrityError, transaction
+from django.db import connections, transaction
+from django.db.models.expressions import RawSQL
 from django.views.decorators.debug import sensitive_variables
 
 from trunks.crazytel.client import CrazytelClient
@@ -22,6 +23,7 @@ from trunks.crazytel.ratelimit import (
     backoff_delay,
 )
 from trunks.models import RateLimitBucket, Tenant
+from trunks.rows import row_insert
 
 from .credentials import api_key_decrypt
 
@@ -127,57 +129,64 @@ def backend_default() -> Backend:
 
 
 class DatabaseBackend:
-    """The limiter state in one RateLimitBucket row, read and written under a row lock.
+    """The limiter state in one RateLimitBucket row.
 
-    On PostgreSQL the row lock (SELECT … FOR UPDATE) serialises processes; on SQLite the settings'
-    IMMEDIATE transactions take the write lock at BEGIN, which serialises them the same way.
+    A token is taken in one statement (_take_sql): an UPDATE that appends the grant only while the
+    breaker and any block are over and fewer than `capacity` grants are inside the window, all
+    decided on the row as the statement finds it and on the database's own clock, read once the
+    statement holds the row (SQLite runs one writer at a time; on PostgreSQL a concurrent UPDATE
+    waits for the row lock and then re-checks its conditions on the row as committed). Only a
+    refusal reads the row again, to say why and for how long. A 429 and a failure (block, result)
+    change the row under a row lock (SELECT … FOR UPDATE on PostgreSQL; on SQLite the settings'
+    IMMEDIATE transactions take the write lock at BEGIN). Every time in the row is the database's
+    clock, as every time in RedisBackend's is Redis's: web hosts whose clocks differ agree.
     """
 
-    # A token is granted at `now`, but the request it pays for leaves only after this transaction
-    # commits and the lock passes on. Hold each token this much longer than the window so commit
-    # latency (and small clock differences between web hosts) cannot let a burst through.
+    # A token is granted at `now`, but the request it pays for leaves only after the statement
+    # commits. Hold each token this much longer than the window so commit latency cannot let a
+    # burst through.
     GUARD = 0.25
 
     def __init__(self, using: str = "default"):
         self.using = using
 
     def _locked(self, key: str):
-        manager = RateLimitBucket.objects.using(self.using)
+        """The key's row under a row lock, with the database's clock as `row.now`."""
+        manager = RateLimitBucket.objects.using(self.using).annotate(
+            now=RawSQL(_NOW[connections[self.using].vendor], [])  # noqa: S611 (a constant)
+        )
         try:
             return manager.select_for_update().get(key=key)
         except RateLimitBucket.DoesNotExist:
             pass
-        try:
-            with transaction.atomic(using=self.using):
-                manager.create(key=key)
-        except IntegrityError:
-            pass  # Another process created it first.
+        row_insert(RateLimitBucket(key=key), using=self.using, ignore_conflicts=True)
         return manager.select_for_update().get(key=key)
 
     def take(self, key: str, *, capacity: int, window: float) -> Decision:
-        with transaction.atomic(using=self.using):
-            row = self._locked(key)
-            now = time.time()
-            if row.breaker_until > now:
-                return Decision(False, "breaker", row.breaker_until - now)
-            if row.blocked_until > now:
-                return Decision(False, "blocked", row.blocked_until - now)
-            window += self.GUARD
-            grants = [g for g in row.grants if g > now - window]
-            if len(grants) < capacity:
-                grants.append(now)
-                row.grants = grants
-                row.save(update_fields=["grants"])
-                return Decision(True, failing=row.failures > 0)
-            if grants != row.grants:
-                row.grants = grants
-                row.save(update_fields=["grants"])
-            return Decision(False, "window", max(0.0, grants[0] + window - now))
+        window += self.GUARD
+        connection = connections[self.using]
+        take_sql, state_sql = _take_sql(self.using)
+        for _ in range(3):
+            with connection.cursor() as cursor:
+                cursor.execute(take_sql, [window, key, window, capacity])
+                granted = cursor.fetchone()
+                if granted is not None:
+                    return Decision(True, failing=granted[0] > 0)
+                cursor.execute(state_sql, [key])
+                state = cursor.fetchone()
+            if state is None:  # the key's first token: its row, then the take again
+                row_insert(RateLimitBucket(key=key), using=self.using, ignore_conflicts=True)
+                continue
+            decision = _refusal(*state, connection=connection, capacity=capacity, window=window)
+            if decision is not None:
+                return decision
+            # A token came back between the two statements: take it.
+        return Decision(False, "window", 0.0)
 
     def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
         with transaction.atomic(using=self.using):
             row = self._locked(key)
-            now = time.time()
+            now = row.now
             if seconds is None:
                 level = row.backoff_level
                 if now - max(row.blocked_until, row.last_429_at) > BACKOFF_RESET_AFTER:
@@ -200,9 +209,74 @@ class DatabaseBackend:
             row.failures += 1
             opened = row.failures >= threshold
             if opened:
-                row.breaker_until = time.time() + cooloff
+                row.breaker_until = row.now + cooloff
             row.save(update_fields=["failures", "breaker_until"])
             return opened
 
     def reset(self, key: str) -> None:
         RateLimitBucket.objects.using(self.using).filter(key=key).delete()
+
+
+# The database's clock, in Unix seconds: SQLite's 'now' is one value for the whole statement, read
+# once it holds the write lock (to the millisecond); PostgreSQL's clock_timestamp() is read where
+# it is used, so after a concurrent UPDATE's wait for the row lock too.
+_NOW = {
+    "sqlite": "round((julianday('now') - 2440587.5) * 86400.0, 3)",
+    "postgresql": "extract(epoch FROM clock_timestamp())::float8",
+}
+# The grants still inside the window (parameter: the window), and that list with `now` appended.
+_LIVE = {
+    "sqlite": "SELECT value FROM json_each({t}.{grants}) WHERE value > {now} - %s",
+    "postgresql": (
+        "SELECT g.v FROM jsonb_array_elements({t}.{grants}) AS g(v) WHERE (g.v)::float8 > {now} - %s"
+    ),
+}
+_APPENDED = {
+    "sqlite": "(SELECT json_group_array(value) FROM ({live} UNION ALL SELECT {now}))",
+    "postgresql": (
+        "(SELECT coalesce(jsonb_agg(live.v ORDER BY live.v), '[]'::jsonb) FROM ({live}) AS live)"
+        " || to_jsonb({now})"
+    ),
+}
+
+
+@cache
+def _take_sql(alias: str) -> tuple[str, str]:
+    """The take (parameters: window, key, window, capacity; returns the failures counted, or no
+    row when refused) and the read of a refused take's state (parameter: key), for the database
+    `alias`."""
+    vendor = connections[alias].vendor
+    if vendor not in _NOW:
+        raise NotImplementedError(f"The database limiter has no statement for {vendor}.")
+    qn = connections[alias].ops.quote_name
+    opts = RateLimitBucket._meta
+    column = {f.name: qn(f.column) for f in opts.concrete_fields}
+    names = {"t": qn(opts.db_table), "grants": column["grants"], "now": _NOW[vendor]}
+    live = _LIVE[vendor].format(**names)
+    appended = _APPENDED[vendor].format(live=live, **names)
+    now, table = names["now"], names["t"]
+    # Names from the model, values as parameters.
+    take = (
+        f"UPDATE {table} SET {column['grants']} = {appended} "  # noqa: S608
+        f"WHERE {column['key']} = %s AND {column['breaker_until']} <= {now} "
+        f"AND {column['blocked_until']} <= {now} AND (SELECT count(*) FROM ({live}) AS live) < %s "
+        f"RETURNING {column['failures']}"
+    )
+    state = (
+        f"SELECT {column['breaker_until']}, {column['blocked_until']}, {column['grants']}, {now} "  # noqa: S608
+        f"FROM {table} WHERE {column['key']} = %s"
+    )
+    return take, state
+
+
+def _refusal(breaker_until, blocked_until, grants, now, *, connection, capacity, window):
+    """Why a take was refused, from the row read after it: None when it would be granted now."""
+    if breaker_until > now:
+        return Decision(False, "breaker", breaker_until - now)
+    if blocked_until > now:
+        return Decision(False, "blocked", blocked_until - now)
+    grants = RateLimitBucket._meta.get_field("grants").from_db_value(grants, None, connection)
+    live = [g for g in grants if g > now - window]
+    if len(live) < capacity:
+        return None
+    return Decision(False, "window", max(0.0, min(live) + window - now))
