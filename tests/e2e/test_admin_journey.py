@@ -21,7 +21,8 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
 
     admin = open_portal()
     page = admin.page
-    admin.login("root", password)
+    admin.login_as(root)  # signing in through the form is test_login.py's; sam's is below
+    admin.goto("/")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tenants").click()
     expect(page.get_by_role("heading", name="Tenants", exact=True)).to_be_visible()

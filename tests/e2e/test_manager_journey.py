@@ -124,11 +124,12 @@ def expect_descriptions(page, expected: list[str]) -> None:
 
 
 def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
-    open_portal, history, mallory, brenda, password
+    open_portal, history, mallory, brenda
 ):
     manager = open_portal()
     page = manager.page
-    manager.login("mallory", password)
+    manager.login_as(mallory)  # signing in through the form is test_login.py's
+    manager.goto("/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
 
