@@ -109,11 +109,10 @@ def test_an_admin_sets_up_a_tenant_that_its_new_staff_member_can_use(
         response = admin.goto(path)
         assert response.ok, f"{path}: {response.status}"
         assert key not in page.content(), f"the API key is in {path}"
+        if path == "/tenants/":  # only its last four characters, to tell keys apart
+            expect(page.get_by_role("row", name="Charlie Comms")).to_contain_text(f"••••{key[-4:]}")
         if not path.startswith("/admin/"):  # Django admin's own markup is not ours to scan
-            admin.check()
-    admin.goto("/tenants/")
-    expect(page.get_by_role("row", name="Charlie Comms")).to_contain_text(f"••••{key[-4:]}")
-    admin.check("tenants")
+            admin.check("tenants" if path == "/tenants/" else None)
     leaks = [
         f"{status} {url}" for url, status, body in admin.watch.bodies[saved_at:] if key in body
     ]
