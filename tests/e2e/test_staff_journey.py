@@ -6,12 +6,14 @@ can fail, a double click, and the whole thing again without JavaScript.
 """
 
 import re
+import threading
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.provisioning.faults import BY_ID, READ_TIMEOUT
 from trunks.models import AuditKind, AuditRecord, AuditStatus
+from trunks.sandbox import views as sandbox_views
 from trunks.sandbox.models import SandboxTrunk
 from trunks.sandbox.services import sandbox_faults_set
 
@@ -381,14 +383,31 @@ def test_an_unreachable_crazytel_is_said_where_the_numbers_would_be(
 # --- One trunk per form ----------------------------------------------------------------------------
 
 
-def test_a_double_click_on_submit_makes_one_upstream_call(portal, alice, alpha, sandbox_alpha):
-    # Crazytel is slow, so the second click lands while the first request is in flight.
-    sandbox_faults_set(account=sandbox_alpha, latency_ms=1200)
+@pytest.fixture
+def held_creates(monkeypatch):
+    """The sandbox holds every create it receives until the test sets this event: the first
+    request is surely in flight while the second click lands (a latency would only make it likely,
+    and cost its length every run). Let go at the end whatever happened, so no server thread hangs."""
+    release = threading.Event()
+    real = sandbox_views._parse_body
+
+    def held(request):
+        if request.method == "POST":
+            release.wait(timeout=30)
+        return real(request)
+
+    monkeypatch.setattr(sandbox_views, "_parse_body", held)
+    yield release
+    release.set()
+
+
+def test_a_double_click_on_submit_makes_one_upstream_call(portal, alice, alpha, held_creates):
     page = portal.page
     portal.login_as(alice)
     portal.goto("/trunks/new/")
     fill_valid_form(page)
     page.get_by_role("button", name="Create trunk").dblclick()
+    held_creates.set()  # both clicks landed while the first request waited on Crazytel
     expect(page.locator("#result-title")).to_have_text(re.compile(r"Trunk CT\d{6} created"))
     assert SandboxTrunk.objects.count() == 1
     assert trunk_attempts().count() == 1
@@ -411,11 +430,10 @@ def test_without_javascript_the_form_still_creates_a_trunk(open_portal, alice, a
 
 
 def test_without_javascript_a_double_submit_still_makes_one_trunk(
-    open_portal, alice, alpha, sandbox_alpha
+    open_portal, alice, alpha, held_creates
 ):
     """No script disables the button here: the second POST of the same form reaches the server,
     which answers it with the first one's result instead of calling Crazytel again."""
-    sandbox_faults_set(account=sandbox_alpha, latency_ms=1200)
     portal = open_portal(js=False)
     page = portal.page
     portal.login_as(alice)
@@ -426,10 +444,17 @@ def test_without_javascript_a_double_submit_still_makes_one_trunk(
     box = button.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     # Raw mouse clicks: Playwright's click() would wait for the first submission to finish. The
-    # second click comes once the first POST has left the browser (the sandbox answers it late).
-    with page.expect_request(lambda r: r.method == "POST"):
-        page.mouse.click(x, y)
+    # second click comes once the first POST is waiting on Crazytel (the sandbox holds it), and is
+    # answered while it still waits; then Crazytel answers the first.
     page.mouse.click(x, y)
+    until(
+        page,
+        lambda: trunk_attempts().filter(status=AuditStatus.PENDING).exists(),
+        "the first submission to reach Crazytel",
+    )
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.mouse.click(x, y)
+    held_creates.set()
     expect(page.locator("#trunk-result")).to_be_visible()
     expect(page.locator("#trunk-result")).to_contain_text(re.compile(r"already submitted|CT\d{6}"))
     # Wait for the first request to finish upstream, then count.
