@@ -29,7 +29,7 @@ MAX_BROWSER_GROUPS = 4
 FILE_WEIGHTS = {
     "test_trunk_lifecycle_journey.py": 18,
     "test_every_page.py": 14,
-    "test_staff_journey.py": 11,
+    "test_staff_journey.py": 8,
     "test_admin_journey.py": 8,
     "test_admin_csp.py": 7,
     "test_manager_journey.py": 6,
