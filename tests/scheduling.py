@@ -21,25 +21,26 @@ from xdist.scheduler import LoadScopeScheduling
 
 E2E = "tests/e2e/"
 MAX_BROWSER_GROUPS = 4
-# Each browser test file's rough cost (CPU-seconds, Chromium's included, of a one-process run of
-# tests/e2e: the machine is CPU-bound, so that is what the groups must share); a file not listed
-# counts DEFAULT_WEIGHT. Only the split's balance depends on them; a wrong figure costs time, not a
-# result.
+# Each browser test file's rough cost (CPU-seconds, Chromium's and the Node.js helpers' included, of
+# the file run alone, less the ~4.5 s every such run spends starting pytest and Chromium: the machine
+# is CPU-bound, so that is what the groups must share); a file not listed counts DEFAULT_WEIGHT. Only
+# the split's balance depends on them; a wrong figure costs time, not a result. Measured 2026-12-01
+# with a sampler of the process tree's CPU over /proc.
 FILE_WEIGHTS = {
-    "test_trunk_lifecycle_journey.py": 62,
-    "test_every_page.py": 49,
-    "test_staff_journey.py": 35,
-    "test_admin_csp.py": 27,
-    "test_admin_journey.py": 21,
-    "test_manager_journey.py": 15,
-    "test_login.py": 11,
-    "test_bulk_journey.py": 9,
-    "test_oidc_journey.py": 9,
-    "test_second_factor_journey.py": 7,
-    "test_audit_log_browser.py": 5,
+    "test_trunk_lifecycle_journey.py": 18,
+    "test_every_page.py": 14,
+    "test_staff_journey.py": 8,
+    "test_admin_journey.py": 8,
+    "test_admin_csp.py": 7,
+    "test_manager_journey.py": 6,
+    "test_login.py": 4,
+    "test_bulk_journey.py": 3,
+    "test_oidc_journey.py": 3,
+    "test_second_factor_journey.py": 2,
+    "test_audit_log_browser.py": 2,
     "test_browser_available.py": 0,
 }
-DEFAULT_WEIGHT = 10
+DEFAULT_WEIGHT = 3
 # Single tests that start whole processes (gunicorns, workers, a bench run) and take 10-50 s of wall
 # time: handed out right after the groups, so none of them is what the run waits for at the end.
 HEAVY_TESTS = (

@@ -18,31 +18,53 @@ WIDTHS = (390, 1280)
 THEMES = ("light", "dark")
 # axe-core scans each page in both themes at one width (its contrast and name rules do not change
 # with the width; a scan costs about a second): the phone width gets the overflow check and its
-# screenshots. Every rule in the first theme; in the second, the rules the theme can change
-# (browser.THEME_RULES: contrast, and the toggle's aria-pressed), as the rest would repeat the first.
+# screenshots. Every rule in the first theme seen at that width; in the second, the rules the theme
+# can change (browser.THEME_RULES: contrast, and the toggle's aria-pressed), as the rest would
+# repeat the first.
 AXE_WIDTH = 1280
 
 
 def check_everywhere(portal: Portal, name: str) -> None:
-    """The page as it is now, at each width in each theme (the system's preference, emulated)."""
+    """The page as it is now, at each width in each theme (the system's preference, emulated).
+
+    The four views are walked from the one the page is in, changing one thing at a time (each
+    change costs Chromium a new style and layout): this theme, the other, the other width in it,
+    then the first theme there. axe runs every rule at AXE_WIDTH in the theme seen there first and
+    THEME_RULES in the other, as for every page; which theme comes first does not matter."""
     page = portal.page
-    for width in WIDTHS:
+    width = page.viewport_size["width"]
+    if width not in WIDTHS:
+        width = WIDTHS[0]
         page.set_viewport_size({"width": width, "height": 900})
-        for theme in THEMES:
-            page.emulate_media(color_scheme=theme)
-            page_settled(page)
-            overflow = page.evaluate(
-                "() => [document.documentElement.scrollWidth, window.innerWidth]"
-            )
-            assert overflow[0] <= overflow[1], (
-                f"{name} at {width} px ({theme}) is {overflow[0]} px wide: it scrolls sideways"
-            )
-            if width == AXE_WIDTH:
-                rules = None if theme == THEMES[0] else THEME_RULES
-                portal.check(f"{name}-{width}-{theme}", rules=rules)  # axe, CSP, screenshot
-            else:
-                portal.assert_clean()
-                screenshot(page, f"{name}-{width}-{theme}")
+    dark = page.evaluate("() => matchMedia('(prefers-color-scheme: dark)').matches")
+    current = THEMES[1] if dark else THEMES[0]
+    other_width = next(w for w in WIDTHS if w != width)
+    other_theme = next(t for t in THEMES if t != current)
+    views = [
+        (width, current),
+        (width, other_theme),
+        (other_width, other_theme),
+        (other_width, current),
+    ]
+    scanned = False
+    for view_width, view_theme in views:
+        if view_width != page.viewport_size["width"]:
+            page.set_viewport_size({"width": view_width, "height": 900})
+        if view_theme != current:
+            page.emulate_media(color_scheme=view_theme)
+            current = view_theme
+        page_settled(page)
+        overflow = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert overflow[0] <= overflow[1], (
+            f"{name} at {view_width} px ({view_theme}) is {overflow[0]} px wide: it scrolls sideways"
+        )
+        if view_width == AXE_WIDTH:
+            rules = THEME_RULES if scanned else None
+            portal.check(f"{name}-{view_width}-{view_theme}", rules=rules)  # axe, CSP, screenshot
+            scanned = True
+        else:
+            portal.assert_clean()
+            screenshot(page, f"{name}-{view_width}-{view_theme}")
 
 
 def visit_all(portal: Portal, role: str, paths: dict[str, str]) -> None:

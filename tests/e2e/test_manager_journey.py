@@ -124,11 +124,12 @@ def expect_descriptions(page, expected: list[str]) -> None:
 
 
 def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
-    open_portal, history, mallory, brenda, password
+    open_portal, history, mallory, brenda
 ):
     manager = open_portal()
     page = manager.page
-    manager.login("mallory", password)
+    manager.login_as(mallory)  # signing in through the form is test_login.py's
+    manager.goto("/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
 
@@ -223,15 +224,14 @@ def test_a_manager_reviews_filters_opens_and_exports_the_staffs_attempts(
         if record.tenant_id != history["bravo"].tenant_id:
             assert record.description not in other.page.content()
     other.check()
-    response = other.goto(f"/audit/{unknown.pk}/")
-    assert response.status == 404
-    assert "Lobby phone" not in other.page.content()
     with other.page.expect_download() as download_info:
-        other.goto("/audit/")
         other.page.get_by_role("link", name="CSV", exact=True).click()
     exported = open(download_info.value.path(), encoding="utf-8-sig").read()  # noqa: SIM115
     assert "Bravo secret trunk" in exported
     assert "Alpha" not in exported and "alice" not in exported
+    response = other.goto(f"/audit/{unknown.pk}/")
+    assert response.status == 404
+    assert "Lobby phone" not in other.page.content()
     # Filters cannot reach across either: asking for alice's records finds nothing.
     other.goto(f"/audit/?actor={history['today'].actor_id}&tenant={history['today'].tenant_id}")
     assert "Reception phone" not in other.page.content()
