@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = BASE_DIR / "portal" / "gunicorn_conf.py"
 
 # Production behaviour (DEBUG off: no query log, cached templates, manifest static files), served
 # over plain HTTP on loopback, with the built-in sandbox standing in for Crazytel.
@@ -156,15 +157,21 @@ class Gunicorn:
         workers: int = 2,
         threads: int = 1,
         access_log: bool = False,
+        production_config: bool = False,
     ):
         self.port = free_port()
         self.name = name
         self.error_log = workdir / f"{name}-error.log"
         self.access_log = workdir / f"{name}-access.log" if access_log else None
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
+        cmd = [sys.executable, "-m", "gunicorn"]
+        env = {**os.environ, "DATABASE_URL": database_url}
+        if production_config:
+            # The server production runs (portal/gunicorn_conf.py: its worker class, threads,
+            # keep-alive, worker recycling, metrics directory), on the address and with the worker
+            # count given here (the command line overrides the file).
+            cmd += ["-c", str(GUNICORN_CONFIG)]
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / f"{name}-metrics")
+        cmd += [
             "portal.wsgi:application",
             "--bind",
             f"127.0.0.1:{self.port}",
@@ -185,10 +192,12 @@ class Gunicorn:
                 "--access-logformat",
                 '%(t)s "%(r)s" %(s)s',
             ]
-        env = {**os.environ, "DATABASE_URL": database_url}
-        self.process = subprocess.Popen(
-            cmd, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        # The production config logs gunicorn's own errors to stderr (portal.logs), not to
+        # --error-logfile: both end up in the error log read when the server does not start.
+        with open(self.error_log, "ab") as stderr:
+            self.process = subprocess.Popen(
+                cmd, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         self._wait_ready()
 
     @property
