@@ -35,9 +35,11 @@ timeout = int(_number("GUNICORN_TIMEOUT", max(60, math.ceil(UPSTREAM_REQUEST_SEC
 graceful_timeout = int(_number("GUNICORN_GRACEFUL_TIMEOUT", math.ceil(UPSTREAM_CALL_SECONDS + 5)))
 keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
 # Recycle workers now and then (a slow leak stays small); the jitter keeps them from all
-# restarting at once.
-max_requests = int(_number("GUNICORN_MAX_REQUESTS", 1000))
-max_requests_jitter = int(_number("GUNICORN_MAX_REQUESTS_JITTER", 100))
+# restarting at once. Not too often: a new worker loads Django and the portal again (~0.6 CPU-s,
+# its threads' connections waiting meanwhile), which every 1,000 requests cost as much CPU as the
+# requests themselves under sustained load (bench section 5: /healthz at ~0.8 ms each).
+max_requests = int(_number("GUNICORN_MAX_REQUESTS", 10_000))
+max_requests_jitter = int(_number("GUNICORN_MAX_REQUESTS_JITTER", 1_000))
 # gunicorn's control socket (gunicornc) defaults to one path per user: every gunicorn on a host —
 # two portals, the tests' and the bench's servers — would take it over from the others. The portal
 # does not use it; GUNICORN_CONTROL_SOCKET=/run/portal/gunicorn.ctl turns it on at a path of its own.

@@ -69,8 +69,10 @@ class Context:
     def portal_server(self) -> Gunicorn:
         if self._portal is None:
             workers = self.config.server_workers
-            self.log(f"starting the portal (gunicorn, {workers} worker(s))")
-            self._portal = self.start_server("portal", workers=workers)
+            self.log(
+                f"starting the portal (gunicorn, {workers} worker(s), portal/gunicorn_conf.py)"
+            )
+            self._portal = self.start_server("portal", workers=workers, production_config=True)
         return self._portal
 
     def close(self) -> None:

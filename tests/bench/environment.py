@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.processes import listening_socket
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = BASE_DIR / "portal" / "gunicorn_conf.py"
 
 # Production behaviour (DEBUG off: no query log, cached templates, manifest static files), served
 # over plain HTTP on loopback, with the built-in sandbox standing in for Crazytel.
@@ -157,6 +158,7 @@ class Gunicorn:
         workers: int = 2,
         threads: int = 1,
         access_log: bool = False,
+        production_config: bool = False,
     ):
         self.name = name
         self.error_log = workdir / f"{name}-error.log"
@@ -166,10 +168,15 @@ class Gunicorn:
         # one request answered, not a poll; no other process can take the port meanwhile.
         listener = listening_socket()
         self.port = listener.getsockname()[1]
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
+        cmd = [sys.executable, "-m", "gunicorn"]
+        env = {**os.environ, "DATABASE_URL": database_url}
+        if production_config:
+            # The server production runs (portal/gunicorn_conf.py: its worker class, threads,
+            # keep-alive, worker recycling, metrics directory), on the address and with the worker
+            # count given here (the command line overrides the file).
+            cmd += ["-c", str(GUNICORN_CONFIG)]
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / f"{name}-metrics")
+        cmd += [
             "portal.wsgi:application",
             "--bind",
             f"fd://{listener.fileno()}",
@@ -190,14 +197,15 @@ class Gunicorn:
                 "--access-logformat",
                 '%(t)s "%(r)s" %(s)s',
             ]
-        env = {**os.environ, "DATABASE_URL": database_url}
-        with listener:
+        # The production config logs gunicorn's own errors to stderr (portal.logs), not to
+        # --error-logfile: both end up in the error log read when the server does not start.
+        with listener, open(self.error_log, "ab") as stderr:
             self.process = subprocess.Popen(
                 cmd,
                 cwd=BASE_DIR,
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=stderr,
                 pass_fds=(listener.fileno(),),
             )
         # Closed here: gunicorn holds the only copy, so should it exit, a waiting request is reset.

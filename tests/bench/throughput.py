@@ -1,5 +1,9 @@
 """5. Throughput: gunicorn (2 workers) on loopback under `wrk`, against the same server's /healthz.
 
+The server runs production's portal/gunicorn_conf.py (threaded workers, keep-alive, recycling):
+gunicorn's default sync worker, which production does not run, closes the connection after every
+response and leaves a worker idle while its request waits on PostgreSQL or Redis.
+
 Rounds of /healthz, the form and the audit page in turn; each figure is the median of its rounds.
 """
 
