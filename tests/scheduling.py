@@ -1,4 +1,4 @@
-"""How `make test` (pytest-xdist, `--dist loadgroup`) shares the suite between its two workers.
+"""How `make test` (pytest-xdist, `--dist loadgroup`) shares the suite between its workers (3).
 
 The browser journeys are split, file by file, into one group per worker (at most four) of about the
 same cost: each worker starts with one (one Chromium each), then takes the rest of the suite's tests
