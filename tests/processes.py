@@ -8,6 +8,8 @@ its own, so ending every other backend on it touches no one else's.
 """
 
 import socket
+import subprocess
+import sys
 import time
 
 from django.db import connections
@@ -44,3 +46,19 @@ def listening_socket() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     return sock
+
+
+def gunicorn_started(*, cwd, env: dict, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    """The portal under gunicorn on a listening_socket(): the process and its port. The first
+    request waits in the socket's backlog until a worker has loaded the portal."""
+    with listening_socket() as listener:
+        bind = f"fd://{listener.fileno()}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", bind, "-w", str(workers)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(listener.fileno(),),
+        )
+        return process, listener.getsockname()[1]

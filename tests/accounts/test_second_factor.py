@@ -29,6 +29,18 @@ def log_in(client, username, password):
     return response
 
 
+def confirm_key_change(client, password, device):
+    """The re-authentication before a key change, with the next code the authenticator accepts."""
+    return client.post(
+        "/accounts/confirm-password/",
+        {
+            "password": password,
+            "code": code_for(device, offset=steps_to_an_unused_code(device)),
+            "next": "/tenants/alpha/key/",
+        },
+    )
+
+
 def test_a_tenant_admin_cannot_reach_the_tenant_pages_before_setting_up_totp(
     client, adam, password
 ):
@@ -100,10 +112,7 @@ def test_a_recovery_code_does_not_hold_back_the_authenticators_next_code(client,
     device.refresh_from_db()
     assert device.throttling_failure_count == 0
     # At once (no back-off to wait out), the authenticator's code confirms a key change.
-    ok = client.post(
-        "/accounts/confirm-password/",
-        {"password": password, "code": code_for(device), "next": "/tenants/alpha/key/"},
-    )
+    ok = confirm_key_change(client, password, device)
     assert ok.status_code == 302, ok.content.decode()
 
 
@@ -114,14 +123,7 @@ def test_enrolment_leaves_the_new_authenticator_ready_for_the_next_code(client, 
     client.post("/accounts/two-factor/setup/", {"code": code_for(device), "next": "/tenants/"})
     device.refresh_from_db()
     assert device.confirmed and device.throttling_failure_count == 0
-    ok = client.post(
-        "/accounts/confirm-password/",
-        {
-            "password": password,
-            "code": code_for(device, offset=steps_to_an_unused_code(device)),
-            "next": "/tenants/alpha/key/",
-        },
-    )
+    ok = confirm_key_change(client, password, device)
     assert ok.status_code == 302, ok.content.decode()
 
 
@@ -150,14 +152,7 @@ def test_replacing_a_key_asks_for_a_current_code_too(client, adam, password):
     assert REAUTH_SESSION_KEY not in client.session
     assert "This field is required" in no_code.content.decode()
     # The code used at log-in is used up: the next step's code is needed.
-    ok = client.post(
-        "/accounts/confirm-password/",
-        {
-            "password": password,
-            "code": code_for(device, offset=steps_to_an_unused_code(device)),
-            "next": "/tenants/alpha/key/",
-        },
-    )
+    ok = confirm_key_change(client, password, device)
     assert ok.status_code == 302, ok.content.decode()
     assert REAUTH_SESSION_KEY in client.session
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import portal
-from tests.processes import listening_socket
+from tests.processes import gunicorn_started
 from tests.waiting import wait_until
 from trunks.crazytel.client import CrazytelClient
 from trunks.crazytel.errors import (
@@ -460,16 +460,7 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_
     subprocess.run(
         [*manage, "shell", "-c", setup], cwd=root, env=env, check=True, capture_output=True
     )
-    with listening_socket() as listener:
-        port, bind = listener.getsockname()[1], f"fd://{listener.fileno()}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", bind, "-w", "1"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(listener.fileno(),),
-        )
+    proc, port = gunicorn_started(cwd=root, env=env)
     try:
         client = CrazytelClient(
             base_url=f"http://127.0.0.1:{port}/sandbox/api/v1", api_key=KEY, read_timeout=5

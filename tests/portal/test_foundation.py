@@ -11,7 +11,7 @@ import requests
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from tests.processes import listening_socket
+from tests.processes import gunicorn_started
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,16 +84,7 @@ def test_healthz_reports_database_and_cache(client, db):
 
 def _serve(extra_env: dict[str, str]):
     env = {**os.environ, "SECURE_SSL_REDIRECT": "false", **extra_env}
-    with listening_socket() as listener:
-        port, bind = listener.getsockname()[1], f"fd://{listener.fileno()}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", bind, "-w", "1"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(listener.fileno(),),
-        )
+    proc, port = gunicorn_started(cwd=ROOT, env=env)
     try:
         # Waits in the socket's backlog until the worker has loaded the app: patient, for a busy
         # machine. Reset, should gunicorn exit instead.
