@@ -45,12 +45,19 @@ def test_filtering_pushes_the_url_and_back_restores_the_list(portal, tenant_a, a
     portal.check("audit-log-search")
     bookmark = page.url
 
+    # The portal keeps no htmx history cache (historyCacheSize 0, refreshOnHistoryMiss): each Back
+    # reloads the page. A person waits for it to finish loading before pressing Back again; so
+    # does the test. (Two full runs under load showed the first entry's URL with the filtered
+    # list and no request for it, which no run of this test alone shows; a Back pressed while the
+    # reloaded page was still loading is the suspect, not proven.)
     page.go_back()
     expect(page).to_have_url(_query_is("status=failed&sort=newest"))
     expect(rows).to_have_count(3)
+    portal.settled()
     page.go_back()
     expect(page).to_have_url(_query_is(""))
     expect(rows).to_have_count(5)
+    portal.settled()
     portal.assert_clean()
 
     # A bookmarked URL opens the same filtered view, with the form filled in.
