@@ -22,6 +22,16 @@ def _trunk(username):
     return lambda final: trunk_row_from_attempt(attempt=final, username=username, trunk_id="77")
 
 
+def _succeeded_with_trunk(record, username):
+    """The attempt finished as succeeded, its Trunk row added in the same statement."""
+    return writer.audit_attempt_finish(
+        record=record,
+        status=AuditStatus.SUCCEEDED,
+        trunk_username=username,
+        commit_with=_trunk(username),
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "guess", ["the head", "an older record", "a wrong hash", "nothing remembered"]
@@ -44,12 +54,7 @@ def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_remember
     if guess in guesses:
         _remember_head(tenant_a, *guesses[guess])
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
-    done = writer.audit_attempt_finish(
-        record=pending,
-        status=AuditStatus.SUCCEEDED,
-        trunk_username="CT700700",
-        commit_with=_trunk("CT700700"),
-    )
+    done = _succeeded_with_trunk(pending, "CT700700")
     assert (done.chain_seq, done.prev_hash) == (last.chain_seq + 1, last.record_hash)
     trunk = Trunk.objects.get()
     assert (trunk.username, trunk.trunk_id, trunk.created_record_id) == ("CT700700", "77", done.pk)
@@ -69,12 +74,7 @@ def test_an_attempt_final_already_adds_no_trunk(tenant_a, alice, remembered):
     else:
         cache.delete(f"audit:chain-head:{tenant_a.pk}")
     with pytest.raises(ValueError, match="final already"):
-        writer.audit_attempt_finish(
-            record=pending,
-            status=AuditStatus.SUCCEEDED,
-            trunk_username="CT700701",
-            commit_with=_trunk("CT700701"),
-        )
+        _succeeded_with_trunk(pending, "CT700701")
     assert not Trunk.objects.exists()
     assert AuditRecord.objects.get(pk=pending.pk).status == AuditStatus.FAILED
     assert audit_chain_verify().ok
@@ -84,19 +84,9 @@ def test_a_username_recorded_already_is_left_as_it_is_and_the_attempt_still_fini
     tenant_a, alice
 ):
     earlier = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
-    first = writer.audit_attempt_finish(
-        record=earlier,
-        status=AuditStatus.SUCCEEDED,
-        trunk_username="CT700702",
-        commit_with=_trunk("CT700702"),
-    )
+    first = _succeeded_with_trunk(earlier, "CT700702")
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
-    done = writer.audit_attempt_finish(
-        record=pending,
-        status=AuditStatus.SUCCEEDED,
-        trunk_username="CT700702",
-        commit_with=_trunk("CT700702"),
-    )
+    done = _succeeded_with_trunk(pending, "CT700702")
     assert AuditRecord.objects.get(pk=done.pk).status == AuditStatus.SUCCEEDED
     assert list(Trunk.objects.values_list("created_record_id", flat=True)) == [first.pk]
     assert audit_chain_verify().ok
@@ -121,12 +111,7 @@ def test_finishing_on_the_remembered_head_is_one_statement_without_a_transaction
 
     monkeypatch.setattr(writer, "transaction", types.SimpleNamespace(atomic=atomic))
     with CaptureQueriesContext(connection) as queries:
-        writer.audit_attempt_finish(
-            record=pending,
-            status=AuditStatus.SUCCEEDED,
-            trunk_username="CT700703",
-            commit_with=_trunk("CT700703"),
-        )
+        _succeeded_with_trunk(pending, "CT700703")
     control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
     sql = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
     if connection.vendor == "postgresql":
