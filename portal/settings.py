@@ -11,6 +11,7 @@ from django.utils.csp import CSP
 
 from portal.errorreports import sentry_init
 from portal.logs import LOG_FORMATS, logging_config
+from portal.oidc_settings import csp_form_action, oidc_group_roles
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -314,35 +315,10 @@ if LOCAL_LOGIN != "all" and not OIDC_ENABLED:
     )
 
 
-def _group_roles(raw: str) -> dict[str, list[tuple[str, str]]]:
-    """OIDC_GROUP_ROLES: "group=tenant-slug:role,…" → {group: [(slug, role), …]}."""
-    mapping: dict[str, list[tuple[str, str]]] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        group, sep, target = item.rpartition("=")
-        slug, _, role = target.partition(":")
-        if not (
-            sep and group.strip() and slug.strip() and role.strip() in {"staff", "manager", "admin"}
-        ):
-            raise ImproperlyConfigured(
-                f"OIDC_GROUP_ROLES: {item!r} is not group=tenant:role (role staff, manager or admin)."
-            )
-        mapping.setdefault(group.strip(), []).append((slug.strip(), role.strip()))
-    return mapping
-
-
-def csp_form_action(issuer: str) -> list[str]:
-    """Log-out is a form whose answer redirects to the provider's end-session endpoint: browsers
-    apply form-action to that redirect, so the provider's origin must be allowed."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(issuer)
-    return [CSP.SELF, f"{parts.scheme}://{parts.netloc}"] if issuer else [CSP.SELF]
-
-
 SECURE_CSP["form-action"] = csp_form_action(OIDC_ISSUER)
 
 # e.g. voice-acme-admins=acme:admin,voice-acme=acme:staff. Applied at every provider sign-in.
-OIDC_GROUP_ROLES = _group_roles(env.str("OIDC_GROUP_ROLES", default=""))
+OIDC_GROUP_ROLES = oidc_group_roles(env.str("OIDC_GROUP_ROLES", default=""))
 
 # Second factor (django-otp): superusers and tenant admins with a password must enrol one.
 SECOND_FACTOR_REQUIRED = env_bool("SECOND_FACTOR_REQUIRED", True)
@@ -436,7 +412,7 @@ SANDBOX_ALLOW_WITHOUT_DEBUG = env_bool("SANDBOX_ALLOW_WITHOUT_DEBUG", False)
 # Issue 16: error reports (DEBUG's 500 page too) never show a key, a password or their frames.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.reporting.SecretsExceptionReporterFilter"
 
-# --- Bulk provisioning (issue 14) ----------------------------------------------------------------
+# --- Bulk provisioning ----------------------------------------------------------------------------
 # Requests per minute bulk jobs leave to people using the form: bulk takes at most
 # CRAZYTEL_RATE_LIMIT_PER_MINUTE minus this from the tenant's shared budget.
 BULK_RATE_RESERVE = env.int("BULK_RATE_RESERVE", default=10)
@@ -466,7 +442,7 @@ for _network in METRICS_ALLOWED_NETWORKS:
             f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network."
         ) from None
 
-# --- Audit checkpoints (issue 18) ----------------------------------------------------------------
+# --- Audit checkpoints ----------------------------------------------------------------------------
 # Each tenant's chain head, HMAC-signed with this key (never SECRET_KEY: whoever holds the database
 # and the app's secret must not be able to forge one), to the log and appended to this file or
 # directory when set (see trunks/audit/checkpoints.py). Required in production (portal.E030).

@@ -5,7 +5,7 @@ the provider too, and a group removed at the provider taking the tenant away at 
 import pytest
 from playwright.sync_api import expect
 
-from portal.settings import csp_form_action
+from portal.oidc_settings import csp_form_action
 from tests.oidc.provider import OidcTestProvider, TestUser
 from trunks.models import Membership, Role
 
