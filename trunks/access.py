@@ -3,6 +3,7 @@ make before acting. Superusers (portal-wide administrators) hold every role in e
 management commands act as COMMAND_LINE: whoever can run manage.py already owns the database."""
 
 from dataclasses import dataclass
+from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -167,8 +168,10 @@ def user_tenants_loaded(*, user: User) -> list[Tenant]:
     return tenants
 
 
-def _tenant_fields() -> list[str]:
-    return [f.attname for f in Tenant._meta.concrete_fields]
+@cache
+def _tenant_fields() -> tuple[str, ...]:
+    """The Tenant's columns in model order (what from_db() takes), worked out once per process."""
+    return tuple(f.attname for f in Tenant._meta.concrete_fields)
 
 
 def _tenant_from_row(row) -> Tenant:
