@@ -34,8 +34,9 @@ AREA_CODE_CHOICES = [
 DESCRIPTION_MAX_LENGTH = 100
 
 
-class _Rendered:
-    """Fields of an unbound trunk form rendered once per process (and per numbers offered).
+class RenderedOnce:
+    """Markup rendered once per process and key: here, the fields of an unbound trunk form (per
+    numbers offered).
 
     An unbound field's HTML depends only on its class's definition, its choices (the tenant's
     verified numbers) and its initial value: the same form view renders the same field markup every
@@ -67,7 +68,7 @@ class _Rendered:
             self._html.clear()
 
 
-RENDERED = _Rendered()
+RENDERED = RenderedOnce()
 
 
 class _RenderedOnceBoundField(BoundField):
