@@ -20,9 +20,10 @@ from django.urls import get_script_prefix
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 
+from portal.forms import RenderedOnce
 from trunks.crazytel.parsing import VerifiedNumber
 
-from .forms import RenderedOnce, TrunkCreateForm
+from .forms import TrunkCreateForm
 from .numbers import VerifiedNumbers
 from .passwords import password_rules_json
 
