@@ -55,3 +55,13 @@ def test_fields_with_errors_are_rendered_afresh_each_time(log):
     html = log.get(LIST + "?date_from=not-a-date").content.decode()
     assert 'aria-invalid="true"' in html
     assert not filters.FIELDS_HTML._html
+
+
+def test_the_menus_choices_are_the_menus_own_not_normalised_again_per_page(log, root):
+    from trunks.audit.selectors import audit_filterset
+
+    form = audit_filterset(user=root, data={}).form
+    for name in ("tenant", "actor"):
+        field = form.fields[name]
+        assert field.widget.choices is field.menu.options
+        assert field.choices is field.menu.options

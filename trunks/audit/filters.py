@@ -140,8 +140,9 @@ class MenuChoiceField(forms.ChoiceField):
 
     def menu_set(self, choices) -> None:
         self.menu = menu_for(tuple(choices), self.empty_label)
-        # Already (value, label) strings: Django's setter would normalise them again.
-        self._choices = self.widget.choices = self.menu.options
+        # Already (value, label) strings: the field's and the widget's setters would normalise
+        # them again (the widget's walked a superuser's "Who" menu on every page: issue 17).
+        self._choices = self.widget._choices = self.menu.options
         self.widget.menu = self.menu
 
     def valid_value(self, value) -> bool:
