@@ -136,9 +136,8 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
             and context["retry_of"] is None
             and not request.htmx
         ):
-            # The fragment rendered once for what it shows; this request's tokens spliced in (the
-            # page's other CSRF tokens are this one: the view's context comes before the
-            # processors').
+            # The fragment rendered once for what it shows, this request's tokens spliced in. The
+            # page's other CSRF tokens are this one: a view's context wins over the processors'.
             context["csrf_token"] = csrf_token_masked(request)
             context["trunk_create_html"] = trunk_form_fragment(
                 tenant=tenant,
