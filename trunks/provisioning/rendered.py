@@ -18,6 +18,7 @@ from django.core.signals import setting_changed
 from django.template.loader import get_template
 from django.urls import get_script_prefix
 from django.utils import timezone, translation
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from portal.forms import RenderedOnce
@@ -67,7 +68,8 @@ def trunk_form_fragment(
         ),
     )
     html = FRAGMENTS.get(key, lambda: _render(key))
-    return mark_safe(html.replace(_CSRF_MARK, csrf_token).replace(_TOKEN_MARK, next_token))  # noqa: S308 (rendered by the template engine; the tokens are letters, digits, `-_:`)
+    html = html.replace(_CSRF_MARK, escape(csrf_token)).replace(_TOKEN_MARK, escape(next_token))
+    return mark_safe(html)  # noqa: S308 (the template engine's markup, the tokens escaped)
 
 
 def _render(key: tuple) -> str:
