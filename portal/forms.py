@@ -1,7 +1,10 @@
 """Forms across the portal: the renderer (every field of every form renders through one template,
-templates/forms/field.html), and a cheaper per-instance copy of a form class's fields."""
+templates/forms/field.html), a cheaper per-instance copy of a form class's fields, and markup
+rendered once per key."""
 
 import copy
+from collections import OrderedDict
+from threading import Lock
 
 from django.forms.fields import ChoiceField, Field
 from django.forms.renderers import TemplatesSetting
@@ -60,3 +63,31 @@ class FieldsCopiedLightly(dict):
 
     def __deepcopy__(self, memo):
         return {name: field_copied(field, memo) for name, field in self.items()}
+
+
+class RenderedOnce:
+    """Markup rendered once per process for each key (a process-wide LRU, thread-safe): the key
+    must hold everything the markup shows."""
+
+    SIZE = 512
+
+    def __init__(self):
+        self._html: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: tuple, render) -> str:
+        with self._lock:
+            html = self._html.get(key)
+            if html is not None:
+                self._html.move_to_end(key)
+                return html
+        html = render()
+        with self._lock:
+            self._html[key] = html
+            while len(self._html) > self.SIZE:
+                self._html.popitem(last=False)
+        return html
+
+    def clear(self) -> None:
+        with self._lock:
+            self._html.clear()

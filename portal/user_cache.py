@@ -27,6 +27,8 @@ from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
+from portal.sessions import SESSION_USERS, user_cache_keys
+
 logger = logging.getLogger(__name__)
 
 # Long enough to spare the queries of a person at work, short enough that nothing unforeseen
@@ -34,8 +36,7 @@ logger = logging.getLogger(__name__)
 USER_CACHE_SECONDS = 60
 
 
-def _keys(user_id) -> tuple[str, str]:
-    return f"auth:user-generation:{user_id}", f"auth:user:{user_id}"
+_keys = user_cache_keys
 
 
 def _fields() -> list[str]:
@@ -55,8 +56,16 @@ def user_from_session(request):
     if backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
         return auth.get_user(request)
     generation_key, user_key = _keys(user_id)
+    # Read with the session, in its round trip, when this process knew whose it is
+    # (portal.sessions); used once, and only for that user.
+    prefetched = getattr(request.session, "user_prefetched", None)
+    request.session.user_prefetched = None
+    SESSION_USERS.note(request.session.session_key, user_id)
     try:
-        found = cache.get_many([generation_key, user_key])
+        if prefetched is not None and prefetched[0] == user_id:
+            found = prefetched[1]
+        else:
+            found = cache.get_many([generation_key, user_key])
         generation = found.get(generation_key)
         if generation is None:
             cache.add(generation_key, uuid.uuid4().hex, None)

@@ -7,6 +7,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.conf import settings as django_settings
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -213,7 +214,8 @@ def session_expiry_move(key: str, when) -> None:
 
 def test_sessions_are_cached_only_in_a_cache_every_process_shares():
     # A per-process cache (locmem) would go on serving a session another process ended.
-    cached = django_settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    cached = issubclass(store, cached_db.SessionStore)
     shared = isinstance(caches["default"], RedisCache)
     assert cached == shared
 

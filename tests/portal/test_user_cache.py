@@ -94,3 +94,52 @@ def test_without_the_cache_the_user_is_read_from_the_database(
     monkeypatch.setattr(cache, "get_many", broken)
     response, queries = _user_queries(client)
     assert response.status_code == 200 and len(queries) == 1
+
+
+def _get_many_keys(monkeypatch) -> list[list[str]]:
+    """The keys of every get_many() on the default cache, from now on."""
+    from django.core.cache import caches
+
+    calls: list[list[str]] = []
+    backend = type(caches["default"])
+    original = backend.get_many
+
+    def get_many(self, keys, *args, **kwargs):
+        calls.append([str(k) for k in keys])
+        return original(self, keys, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "get_many", get_many)
+    return calls
+
+
+def test_the_session_read_brings_the_users_copy_in_the_same_round_trip(
+    client, charlie, password, settings, monkeypatch
+):
+    settings.SESSION_ENGINE = "portal.sessions"
+    _signed_in(client, charlie, password)
+    client.get("/")  # this process has seen whose session it is
+    calls = _get_many_keys(monkeypatch)
+    response, queries = _user_queries(client)
+    assert response.status_code == 200 and queries == []
+    assert response.wsgi_request.user.pk == charlie.pk
+    with_user = [keys for keys in calls if any(k.startswith("auth:user") for k in keys)]
+    assert len(with_user) == 1, calls
+    assert any(k.startswith("django.contrib.sessions.cached_db") for k in with_user[0])
+
+
+def test_a_wrong_guess_of_whose_session_it_is_reads_the_right_user(
+    client, charlie, password, settings, monkeypatch, alice
+):
+    from portal.sessions import SESSION_USERS
+
+    settings.SESSION_ENGINE = "portal.sessions"
+    _signed_in(client, charlie, password)
+    SESSION_USERS.note(client.session.session_key, alice.pk)
+    response, queries = _user_queries(client)
+    assert response.status_code == 200 and queries == []
+    assert response.wsgi_request.user.pk == charlie.pk
+    # A change to the user after the session's read is still seen on the next page.
+    charlie.is_active = False
+    charlie.save()
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)

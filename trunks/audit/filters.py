@@ -11,12 +11,15 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
-from django.utils import timezone
-from django.utils.safestring import mark_safe
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.safestring import SafeString, mark_safe
 
-from portal.forms import FieldsCopiedLightly
+from portal.forms import FieldsCopiedLightly, RenderedOnce
 from trunks.models import AuditKind, AuditRecord, AuditStatus
 
 # Shorter text cannot use the trigram indexes and would scan the whole log.
@@ -137,8 +140,9 @@ class MenuChoiceField(forms.ChoiceField):
 
     def menu_set(self, choices) -> None:
         self.menu = menu_for(tuple(choices), self.empty_label)
-        # Already (value, label) strings: Django's setter would normalise them again.
-        self._choices = self.widget.choices = self.menu.options
+        # Already (value, label) strings: the field's and the widget's setters would normalise
+        # them again (the widget's walked a superuser's "Who" menu on every page: issue 17).
+        self._choices = self.widget._choices = self.menu.options
         self.widget.menu = self.menu
 
     def valid_value(self, value) -> bool:
@@ -359,3 +363,35 @@ class AuditRecordFilter(django_filters.FilterSet):
 
 
 AuditRecordFilter.base_filters = _FiltersCopiedOneLevel(AuditRecordFilter.base_filters)
+
+
+# The filter form's fields as the list page shows them, per values and menus (filter_fields_html).
+FIELDS_HTML = RenderedOnce()
+setting_changed.connect(lambda **kwargs: FIELDS_HTML.clear(), weak=False)
+
+
+def filter_fields_html(form) -> SafeString:
+    """The filter form's fields (templates/audit/_filter_fields.html) for the list page. Their
+    markup depends only on the form's class, its values and its two menus of the reader's tenants
+    and people: a form without errors is rendered once per process for those (issue 17: the
+    fields were a sixth of the page). A form with errors (marked on its fields), and everything
+    under DEBUG, is rendered afresh."""
+    if settings.DEBUG or form.errors:
+        return _fields_render(form)
+    data = form.data
+    key = (
+        type(form),
+        translation.get_language(),
+        tuple(
+            (name, tuple(data.getlist(name)) if hasattr(data, "getlist") else data.get(name))
+            for name in form.fields
+        ),
+        form.fields["tenant"].menu,
+        form.fields["actor"].menu,
+    )
+    # Kept as the template engine returned it (safe markup).
+    return FIELDS_HTML.get(key, lambda: _fields_render(form))
+
+
+def _fields_render(form) -> SafeString:
+    return render_to_string("audit/_filter_fields.html", {"form": form})

@@ -32,7 +32,7 @@ from .columns import (
     record_number,
 )
 from .export import EXPORT_FORMATS, export_filename
-from .filters import SEARCH_MIN_LENGTH
+from .filters import SEARCH_MIN_LENGTH, filter_fields_html
 from .forms import AuditResolveForm
 from .paging import AuditCursor, audit_order, audit_page
 from .selectors import (
@@ -91,6 +91,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filterset": filterset,
         "form": filterset.form,
+        "filter_fields": filter_fields_html(filterset.form) if not request.htmx else "",
         "page": page,
         "rows": rows,
         "rows_html": _rows_html(rows),

@@ -16,7 +16,7 @@ class Role(models.TextChoices):
     @property
     def rank(self) -> int:
         """1 for staff, 2 for managers, 3 for admins: the order the roles nest in."""
-        return list(Role).index(self) + 1
+        return _RANKS[self]
 
     def includes(self, other: "Role | str") -> bool:
         """Whether this role may do what `other` may (an admin includes a manager)."""
@@ -32,6 +32,10 @@ class Role(models.TextChoices):
         """The highest of `roles` (values or members; unknown ones ignored), or None."""
         known = [cls(r) for r in roles if r in cls.values]
         return max(known, key=lambda role: role.rank, default=None)
+
+
+# Each role's rank, in the order the roles are declared (a page's menu asks ~10 times).
+_RANKS = {role: index + 1 for index, role in enumerate(Role)}
 
 
 @dataclass(frozen=True)

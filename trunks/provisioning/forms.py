@@ -2,14 +2,11 @@
 trunks.crazytel.contract), checked against the tenant's verified numbers and password rules, plus
 the form's own checks: its one-time token, the numbers being known, the attempt it retries."""
 
-from collections import OrderedDict
-from threading import Lock
-
 from django import forms
 from django.conf import settings
 from django.forms.boundfield import BoundField
 
-from portal.forms import FieldsCopiedLightly
+from portal.forms import FieldsCopiedLightly, RenderedOnce
 from trunks.crazytel.contract import (
     TRUNK_FIELD,
     TRUNK_FIELD_NAMES,
@@ -34,40 +31,12 @@ AREA_CODE_CHOICES = [
 DESCRIPTION_MAX_LENGTH = 100
 
 
-class _Rendered:
-    """Fields of an unbound trunk form rendered once per process (and per numbers offered).
-
-    An unbound field's HTML depends only on its class's definition, its choices (the tenant's
-    verified numbers) and its initial value: the same form view renders the same field markup every
-    time, so it is rendered once and reused (a process-wide LRU). Bound forms (values, errors) always
-    render afresh, and so does everything under DEBUG, where templates may change while serving.
-    """
-
-    SIZE = 512
-
-    def __init__(self):
-        self._html: OrderedDict[tuple, str] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: tuple, render) -> str:
-        with self._lock:
-            html = self._html.get(key)
-            if html is not None:
-                self._html.move_to_end(key)
-                return html
-        html = render()
-        with self._lock:
-            self._html[key] = html
-            while len(self._html) > self.SIZE:
-                self._html.popitem(last=False)
-        return html
-
-    def clear(self) -> None:
-        with self._lock:
-            self._html.clear()
-
-
-RENDERED = _Rendered()
+# Fields of an unbound trunk form, per numbers offered. An unbound field's HTML depends only on its
+# class's definition, its choices (the tenant's verified numbers) and its initial value: the same
+# form view renders the same field markup every time, so it is rendered once and reused. Bound
+# forms (values, errors) always render afresh, and so does everything under DEBUG, where templates
+# may change while serving.
+RENDERED = RenderedOnce()
 
 
 class _RenderedOnceBoundField(BoundField):

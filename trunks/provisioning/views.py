@@ -11,10 +11,12 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
+from portal.csrf import csrf_token_masked
 from trunks.access import (
     tenant_list_for,
     user_tenant_access,
@@ -29,6 +31,7 @@ from .forms import TrunkCreateForm
 from .messages import TrunkError
 from .numbers import verified_numbers_get
 from .passwords import password_rules_json, trunk_password_generate
+from .rendered import trunk_form_fragment
 from .selectors import (
     trunk_attempt_for_submission,
     trunk_attempt_get_for,
@@ -127,6 +130,22 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
             for r in trunk_attempts_unknown_recent(tenant=tenant)
             if result is None or r.pk != result.record.pk
         ]
+        if (
+            context.get("form_unbound")
+            and result is None
+            and context["retry_of"] is None
+            and not request.htmx
+        ):
+            # The fragment rendered once for what it shows, this request's tokens spliced in. The
+            # page's other CSRF tokens are this one: a view's context wins over the processors'.
+            context["csrf_token"] = csrf_token_masked(request)
+            context["trunk_create_html"] = trunk_form_fragment(
+                tenant=tenant,
+                numbers=context["numbers"],
+                unknown_recent=context["unknown_recent"],
+                csrf_token=context["csrf_token"],
+                next_token=context["next_token"],
+            )
     if request.htmx:
         template = f"{TEMPLATE}#{partial}"
     else:
@@ -157,7 +176,10 @@ def trunk_create_view(request: HttpRequest) -> HttpResponse:
     context = {"tenants": tenants, "tenant": tenant, "unavailable": readiness.reason}
     if readiness:
         numbers = verified_numbers_get(tenant=tenant, refresh=request.GET.get("refresh") == "1")
-        context.update(numbers=numbers, form=TrunkCreateForm(numbers=numbers))
+        # Built only if rendered: an unbound form's fragment is usually rendered already
+        # (trunks.provisioning.rendered).
+        form = SimpleLazyObject(lambda: TrunkCreateForm(numbers=numbers))
+        context.update(numbers=numbers, form=form, form_unbound=True)
     return _render(request, context)
 
 
