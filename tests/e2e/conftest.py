@@ -30,6 +30,7 @@ from .browser import (
     AXE_STATIC_PREFIX,
     CHROMIUM_ARGS,
     FATAL_IMPACTS,
+    POLL_MS,
     PageWatch,
     axe_violations,
     find_chromium,
@@ -307,7 +308,8 @@ class Portal:
             # for (and fails the check when the timeout comes: axe cannot read a moving page).
             if not self.page.evaluate(FINISH_ANIMATIONS):
                 self.page.wait_for_function(
-                    "() => document.getAnimations().every(a => a.playState !== 'running')"
+                    "() => document.getAnimations().every(a => a.playState !== 'running')",
+                    polling=POLL_MS,
                 )
             violations = axe_violations(self.page, self.axe_url, rules)
             fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
