@@ -211,7 +211,7 @@ def axe_served(tmp_path_factory) -> Iterator[str]:
     (the live server's static handler finds files through the finders, which Django rebuilds
     when STATICFILES_DIRS changes). Nothing outside the tests serves it."""
     folder = tmp_path_factory.mktemp("axe")
-    shutil.copyfile(AXE_SCRIPT, folder / AXE_SCRIPT.name)
+    shutil.copy2(AXE_SCRIPT, folder / AXE_SCRIPT.name)  # its time too: the browser may cache it
     dirs = [*settings.STATICFILES_DIRS, (AXE_STATIC_PREFIX, str(folder))]
     with override_settings(STATICFILES_DIRS=dirs):
         yield static(f"{AXE_STATIC_PREFIX}/{AXE_SCRIPT.name}")
