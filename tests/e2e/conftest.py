@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +20,17 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.templatetags.static import static
-from django.test import Client
+from django.test import Client, override_settings
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from .browser import (
     AXE_REPORT,
+    AXE_SCRIPT,
+    AXE_STATIC_PREFIX,
     CHROMIUM_ARGS,
     FATAL_IMPACTS,
+    POLL_MS,
     PageWatch,
     axe_violations,
     find_chromium,
@@ -200,6 +204,19 @@ def browser_pool(browser, browser_context_args) -> Iterator[BrowserPool]:
     pool.close()
 
 
+@pytest.fixture(scope="package")
+def axe_served(tmp_path_factory) -> Iterator[str]:
+    """axe-core as a static file of the live server while the journeys run (its path, under
+    STATIC_URL): a folder holding only axe.min.js, added to STATICFILES_DIRS under its prefix
+    (the live server's static handler finds files through the finders, which Django rebuilds
+    when STATICFILES_DIRS changes). Nothing outside the tests serves it."""
+    folder = tmp_path_factory.mktemp("axe")
+    shutil.copy2(AXE_SCRIPT, folder / AXE_SCRIPT.name)  # its time too: the browser may cache it
+    dirs = [*settings.STATICFILES_DIRS, (AXE_STATIC_PREFIX, str(folder))]
+    with override_settings(STATICFILES_DIRS=dirs):
+        yield static(f"{AXE_STATIC_PREFIX}/{AXE_SCRIPT.name}")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Cached verified numbers and the rate limiter's state must not leak from one test to the next."""
@@ -228,11 +245,12 @@ FINISH_ANIMATIONS = """() => {
 class Portal:
     """One person's browser (a context with one page) on the live portal."""
 
-    def __init__(self, *, tab: Tab, base_url: str):
+    def __init__(self, *, tab: Tab, base_url: str, axe_path: str):
         self.tab = tab
         self.context = tab.context
         self.watch = tab.watch
         self.base_url = base_url
+        self.axe_url = base_url + axe_path
         self.js = tab.js
         self.page: Page = tab.page
         self.page.set_default_timeout(ACTION_TIMEOUT_MS)
@@ -290,9 +308,10 @@ class Portal:
             # for (and fails the check when the timeout comes: axe cannot read a moving page).
             if not self.page.evaluate(FINISH_ANIMATIONS):
                 self.page.wait_for_function(
-                    "() => document.getAnimations().every(a => a.playState !== 'running')"
+                    "() => document.getAnimations().every(a => a.playState !== 'running')",
+                    polling=POLL_MS,
                 )
-            violations = axe_violations(self.page, rules)
+            violations = axe_violations(self.page, self.axe_url, rules)
             fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
             assert not fatal, f"axe on {self.page.url} ({name}):\n" + format_violations(fatal)
             if violations:
@@ -300,7 +319,7 @@ class Portal:
                     report.write(
                         f"\n{name or ''} {self.page.url}\n{format_violations(violations)}\n"
                     )
-            # axe runs through the DevTools protocol; make sure it did not trip the CSP itself.
+            # axe is loaded into the page and runs there: make sure it did not trip the CSP itself.
             self.assert_clean()
         if name:
             screenshot(self.page, name)
@@ -321,12 +340,12 @@ def _failure_screenshots(item, portals: list[Portal]) -> None:
 
 
 @pytest.fixture
-def open_portal(request, browser_pool, live_server) -> Iterator[Callable[..., Portal]]:
+def open_portal(request, browser_pool, live_server, axe_served) -> Iterator[Callable[..., Portal]]:
     """Opens a browser for one more person: `open_portal()`, `open_portal(js=False)`."""
     portals: list[Portal] = []
 
     def _open(*, js: bool = True) -> Portal:
-        portal = Portal(tab=browser_pool.lend(js=js), base_url=live_server.url)
+        portal = Portal(tab=browser_pool.lend(js=js), base_url=live_server.url, axe_path=axe_served)
         portals.append(portal)
         return portal
 
