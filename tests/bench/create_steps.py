@@ -5,8 +5,8 @@ with `time.thread_time_ns()` and nothing else).
 Sets up as `tests.bench.profile` does (production settings, its own database, named by
 `STEPS_DB` or as `make bench` names it, the sandbox on its own gunicorn), posts N creates through
 the form's htmx POST (default 40) unwrapped for the request's CPU and wall time, then N more with
-the steps wrapped, and prints each step's median per request. A step nested in itself is counted
-once.
+the steps wrapped, and prints each step's median and mean per call, its calls per request and its
+time per request. A step nested in itself is counted once.
 """
 
 import functools
@@ -41,6 +41,21 @@ STEPS = [
     ("tmpl render", "django.template.response", "SimpleTemplateResponse.render"),
     ("get_user", "django.contrib.auth", "get_user"),
     ("handler", "django.core.handlers.base", "BaseHandler.get_response"),
+    # Finer steps (calls per request printed: a median is per call).
+    ("sql execute", "django.db.backends.utils", "CursorWrapper.execute"),
+    ("form is_valid", "django.forms.forms", "BaseForm.is_valid"),
+    ("token checked", "trunks.provisioning.forms", "submission_token_nonce"),
+    ("key decrypted", "trunks.tenants.upstream", "api_key_decrypt"),
+    ("limiter built", "trunks.crazytel.ratelimit", "RateLimiter.__init__"),
+    ("request prepared", "requests.sessions", "Session.prepare_request"),
+    ("adapter send", "requests.adapters", "HTTPAdapter.send"),
+    ("body read", "trunks.crazytel.client", "CrazytelClient._read_body"),
+    ("call logged", "trunks.crazytel.client", "_call_observe"),
+    ("answer parsed", "trunks.crazytel.client", "parse_created_trunk"),
+    ("audit links", "trunks.provisioning.views", "_audit_links"),
+    ("model init", "django.db.models.base", "Model.__init__"),
+    ("row params", "trunks.rows", "_params"),
+    ("atomic exit", "django.db.transaction", "Atomic.__exit__"),
 ]
 
 ACC: dict[str, list[int]] = {}
@@ -135,7 +150,8 @@ def main() -> None:
             if v:
                 print(
                     f"  {label:16} median {statistics.median(v) / 1e6:6.3f} ms "
-                    f"mean {statistics.mean(v) / 1e6:6.3f} calls/req {len(v) / n:.1f}"
+                    f"mean {statistics.mean(v) / 1e6:6.3f} calls/req {len(v) / n:.1f} "
+                    f"per request {sum(v) / n / 1e6:6.3f} ms"
                 )
     finally:
         if ctx is not None:

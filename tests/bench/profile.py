@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--db-name", help="the database to create (default as make bench)")
     parser.add_argument("--top", type=int, default=0, help="also list the N costliest functions")
     parser.add_argument(
+        "--save", help="also write each profile's statistics to SAVE-form.prof / SAVE-create.prof"
+    )
+    parser.add_argument(
         "--cpu",
         action="store_true",
         help="profile the thread's CPU time instead of the wall clock (waiting on sockets, locks "
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
             client = lanes[0].client
             for _ in range(3):
                 get_ok(client, url)
-            report("GET /trunks/new/", lambda: get_ok(client, url), FORM_STEPS, args)
+            report("GET /trunks/new/", lambda: get_ok(client, url), FORM_STEPS, args, "form")
 
         if "create" in only:
             posts = []
@@ -193,7 +196,7 @@ def main(argv=None) -> int:
                 if response.status_code != 200 or b"CT" not in response.content:
                     raise RuntimeError("the create did not succeed")
 
-            report("POST /trunks/new/ (a create)", create, CREATE_STEPS, args)
+            report("POST /trunks/new/ (a create)", create, CREATE_STEPS, args, "create")
     finally:
         if ctx is not None:
             ctx.close()
@@ -202,7 +205,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def report(title: str, fn, steps, args) -> None:
+def report(title: str, fn, steps, args, name: str) -> None:
     """`fn` run `--requests` times unprofiled (wall and CPU), once for its SQL, then as many times
     under cProfile."""
     from .portal import queries_count, statements_during
@@ -219,6 +222,8 @@ def report(title: str, fn, steps, args) -> None:
     for _ in range(requests):
         profiler.runcall(fn)
     stats = pstats.Stats(profiler)
+    if args.save:
+        stats.dump_stats(f"{args.save}-{name}.prof")
     wall.sort()
     cpu.sort()
     print(f"\n## {title}")

@@ -2,12 +2,13 @@
 answers Django gives, and a new answer once what they came from changes."""
 
 import json
+import uuid
 
 from django.test import override_settings
 from django.urls import reverse, set_script_prefix
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
-from portal.fixed_urls import fixed_url
+from portal.fixed_urls import fixed_url, fixed_url_with
 from portal.storage import StaticFilesStorage
 
 
@@ -28,6 +29,20 @@ def test_a_fixed_url_follows_the_script_prefix():
 @override_settings(ROOT_URLCONF="tests.bench.urls")
 def test_a_fixed_url_follows_a_new_urlconf():
     assert fixed_url("bench-base") == "/__bench__/base/"
+
+
+def test_a_fixed_url_with_an_id_is_what_reverse_gives_and_follows_the_script_prefix():
+    some = uuid.uuid4()
+    for name, value in [("audit:detail", 7), ("audit:detail", 10**12), ("trunks:attempt", some)]:
+        assert fixed_url_with(name, value) == reverse(name, args=[value])
+    try:
+        set_script_prefix("/portal/")
+        prefixed = fixed_url_with("audit:detail", 7)
+        assert prefixed.startswith("/portal/") and prefixed == reverse("audit:detail", args=[7])
+    finally:
+        set_script_prefix("/")
+    # Anything else is reverse()'s to write (or refuse).
+    assert fixed_url_with("trunks:attempt", str(some)) == reverse("trunks:attempt", args=[some])
 
 
 def _manifest_storage(tmp_path, cls, paths):

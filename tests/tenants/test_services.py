@@ -158,6 +158,33 @@ def test_a_ciphertext_copied_to_another_tenant_does_not_decrypt(adam, tenant_a, 
         api_key_decrypt(tenant_id=tenant_b.pk, ciphertext=_raw_ciphertext(tenant_b))
 
 
+def test_a_key_is_decrypted_once_per_process_and_a_failure_is_not_remembered(
+    settings, adam, tenant_a, tenant_b, monkeypatch
+):
+    from trunks.tenants import credentials
+
+    services.tenant_credential_set(actor=adam, tenant=tenant_a, api_key=KEY)
+    ciphertext = _raw_ciphertext(tenant_a)
+    decrypts = []
+    decrypt = credentials._decrypt
+    monkeypatch.setattr(
+        credentials, "_decrypt", lambda *args: decrypts.append(args[1:]) or decrypt(*args)
+    )
+    credentials._decrypted.cache_clear()
+    for _ in range(3):
+        assert api_key_decrypt(tenant_id=tenant_a.pk, ciphertext=ciphertext) == KEY
+    assert decrypts == [(tenant_a.pk, ciphertext)]
+    # Another tenant's claim on the same ciphertext is refused every time, never remembered.
+    for _ in range(2):
+        with pytest.raises(CredentialError):
+            api_key_decrypt(tenant_id=tenant_b.pk, ciphertext=ciphertext)
+    assert decrypts[1:] == [(tenant_b.pk, ciphertext)] * 2
+    # Without the encryption key that made it, the remembered key is not given out.
+    settings.CREDENTIALS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(CredentialError):
+        api_key_decrypt(tenant_id=tenant_a.pk, ciphertext=ciphertext)
+
+
 def test_rotation_reencrypts_under_the_new_key_and_keeps_the_plaintext(
     settings, adam, root, tenant_a, tenant_b
 ):

@@ -49,6 +49,9 @@ HASHED_FIELDS = [
 
 def _canonical(value: Any) -> Any:
     """A value as it reads back from any database, so a hash made before saving matches after."""
+    kind = value.__class__
+    if kind is str or kind is int or kind is bool or value is None:  # most of a record's fields
+        return value
     if isinstance(value, datetime):
         # Stored in UTC whatever zone it was written in.
         return value.astimezone(UTC).isoformat(timespec="microseconds")

@@ -32,7 +32,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
-from trunks.rows import row_insert, row_insert_statement
+from trunks.rows import db_value, row_insert, row_insert_statement
 
 from .cache import audit_cache_invalidate, audit_chain_head_hint
 from .chain import record_hash_compute
@@ -241,7 +241,7 @@ def audit_attempt_finish(
     together = row is not None and connection.vendor == "postgresql"
 
     def write(after: tuple[int, str] | None = None) -> None:
-        params = [f.get_db_prep_save(getattr(fresh, f.attname), connection) for f in _finishing()]
+        params = [db_value(f, getattr(fresh, f.attname), connection) for f in _finishing()]
         params += [record.pk, AuditStatus.PENDING.value]
         if after is not None:
             params += [record.tenant_id, after[0], after[1]]

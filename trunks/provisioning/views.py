@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.csrf import csrf_token_masked
+from portal.fixed_urls import fixed_url_with
 from trunks.access import (
     tenant_list_for,
     user_tenant_access,
@@ -72,8 +73,8 @@ def _audit_links(request: HttpRequest, record: AuditRecord | None) -> dict[str, 
     if record is None:
         return {"audit_url": "", "attempt_url": ""}
     managed = {a.id for a in user_tenants_at_least(user=request.user, min_role=Role.MANAGER)}
-    audit_url = reverse("audit:detail", args=[record.pk]) if record.tenant_id in managed else ""
-    return {"audit_url": audit_url, "attempt_url": reverse("trunks:attempt", args=[record.uuid])}
+    audit_url = fixed_url_with("audit:detail", record.pk) if record.tenant_id in managed else ""
+    return {"audit_url": audit_url, "attempt_url": fixed_url_with("trunks:attempt", record.uuid)}
 
 
 def trunk_settings_shown(data: dict) -> list[tuple[str, str]]:
