@@ -36,9 +36,6 @@ logger = logging.getLogger(__name__)
 USER_CACHE_SECONDS = 60
 
 
-_keys = user_cache_keys
-
-
 def _fields() -> list[str]:
     return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
 
@@ -55,7 +52,7 @@ def user_from_session(request):
         return auth.get_user(request)  # nobody signed in
     if backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
         return auth.get_user(request)
-    generation_key, user_key = _keys(user_id)
+    generation_key, user_key = user_cache_keys(user_id)
     # Read with the session, in its round trip, when this process knew whose it is
     # (portal.sessions); used once, and only for that user.
     prefetched = getattr(request.session, "user_prefetched", None)
@@ -113,7 +110,7 @@ def user_cache_drop(user_id) -> None:
 
     def bump() -> None:
         try:
-            cache.set(_keys(user_id)[0], uuid.uuid4().hex, None)
+            cache.set(user_cache_keys(user_id)[0], uuid.uuid4().hex, None)
         except Exception:
             logger.warning("user cache: could not drop user %s", user_id, exc_info=True)
 

@@ -60,15 +60,7 @@ def db_value(field, value, connection):
 
 
 def _params(instance: Model, fields: tuple, connection) -> list:
-    params = []
-    for f in fields:
-        if f.__class__ in _STR_AS_IS:
-            value = getattr(instance, f.attname)
-            if value is None or value.__class__ is str:
-                params.append(value)
-                continue
-        params.append(f.get_db_prep_save(f.pre_save(instance, True), connection))
-    return params
+    return [db_value(f, f.pre_save(instance, True), connection) for f in fields]
 
 
 def row_insert(instance: Model, *, using: str = "default", ignore_conflicts: bool = False) -> bool:
