@@ -95,11 +95,13 @@ AUDIT_STEPS = [
     ("    manager check (the reader's tenants)", [("audit/views.py", "_require_manager")]),
     ("    filters bound (form, tenants, people)", [("audit/selectors.py", "audit_filterset")]),
     ('      the "Who" list (cache read)', [("audit/selectors.py", "audit_actor_choices")]),
-    ("    the page's records (the query)", [("audit/paging.py", "audit_page")]),
-    ("    rows worked out (columns, times)", [("audit/views.py", "_list_rows")]),
-    ("    rows written as markup", [("audit/views.py", "_rows_html")]),
+    ("    the log's version (one statement)", [("audit/selectors.py", "audit_log_version")]),
+    ("    results: kept, or rendered", [("audit/rendered.py", "audit_results_html")]),
+    ("      the page's records (the query)", [("audit/paging.py", "audit_page")]),
+    ("      rows worked out (columns, times)", [("audit/views.py", "_list_rows")]),
+    ("      rows written as markup", [("audit/views.py", "_rows_html")]),
+    ("      paging and export links", [("audit/views.py", "_query")]),
     ("    filter fields (rendered once per values)", [("audit/filters.py", "filter_fields_html")]),
-    ("    paging and export links", [("audit/views.py", "_query")]),
     ("    template rendering", [("django/shortcuts.py", "render")]),
     ("      context processors", [("django/template/context.py", "bind_template")]),
     (
@@ -160,6 +162,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sql", action="store_true", help="list one request's SQL statements")
     parser.add_argument("--db-name", help="the database to create (default as make bench)")
     parser.add_argument(
+        "--audit-afresh",
+        action="store_true",
+        help="drop the audit log's kept results before each request (the first view after a "
+        "write: the page's query and rendering)",
+    )
+    parser.add_argument(
         "--keep-db", action="store_true", help="keep the database (and its records) for next time"
     )
     parser.add_argument("--top", type=int, default=0, help="also list the N costliest functions")
@@ -216,7 +224,16 @@ def main(argv=None) -> int:
             client = ctx.root_client
             for _ in range(3):
                 get_ok(client, audit_url)
-            report("GET /audit/", lambda: get_ok(client, audit_url), AUDIT_STEPS, args, "audit")
+
+            def audit_get():
+                if args.audit_afresh:
+                    from trunks.audit.rendered import RESULTS
+
+                    RESULTS.clear()
+                get_ok(client, audit_url)
+
+            title = "GET /audit/" + (" (results rendered afresh)" if args.audit_afresh else "")
+            report(title, audit_get, AUDIT_STEPS, args, "audit")
 
         if "create" in only:
             posts = []
