@@ -44,9 +44,12 @@ def _kept(client, query: str = "", **headers) -> str:
     return html
 
 
-@pytest.mark.parametrize("query", ["", "?status=failed&q=Bravo&sort=oldest", "?tenant=1"])
+@pytest.mark.parametrize("query", ["", "?status=failed&q=Bravo&sort=oldest", "?tenant={a}"])
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
-def test_the_kept_results_are_the_results_rendered_afresh(log, monkeypatch, query, headers):
+def test_the_kept_results_are_the_results_rendered_afresh(
+    log, monkeypatch, tenant_a, query, headers
+):
+    query = query.format(a=tenant_a.pk)
     kept = _kept(log, query, **headers)
     rendered.RESULTS.clear()
     monkeypatch.setattr(
