@@ -2,6 +2,7 @@
 (issue 17), to exactly the SQL the expressions compile to in the page's own query."""
 
 import pytest
+from django.db import connections
 
 from trunks.audit import selectors
 from trunks.audit.paging import audit_order
@@ -27,3 +28,22 @@ def test_the_compiled_annotations_are_the_expressions_sql(filters):
     assert list(fast.values_list("id", "resolution_username", "retried_as")) == list(
         slow.values_list("id", "resolution_username", "retried_as")
     )
+
+
+@pytest.mark.django_db
+def test_the_follow_up_subqueries_read_a_records_follow_ups_not_every_attempt():
+    """SQLite, without statistics, walked `audit_kind` (every trunk attempt, in order) for each
+    unknown row on a page; the follow-ups index finds one record's follow-ups of one kind in order."""
+    connection = connections["default"]
+    if connection.vendor != "sqlite":
+        pytest.skip("the plan checked is SQLite's (PostgreSQL plans from its statistics)")
+    page = audit_order(selectors.audit_with_resolution(AuditRecord.objects.all()), sort="newest")
+    sql, params = page[:51].query.get_compiler("default").as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = [row[-1] for row in cursor.fetchall()]
+    subqueries = [step for step in plan if step.startswith("SEARCH U0")]
+    assert len(subqueries) == 2, plan
+    assert all(
+        "USING INDEX audit_related_kind (related_id=? AND kind=?)" in s for s in subqueries
+    ), plan

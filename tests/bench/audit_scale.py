@@ -35,11 +35,24 @@ def _get(client, url: str):
     return response
 
 
+def _afresh(client, url: str):
+    """The page as the first view after a write to the log renders it: the results the portal
+    keeps per version of the log (trunks.audit.rendered, issue 17) dropped first, so this times
+    the page's query and rendering, not a kept copy."""
+    try:
+        from trunks.audit.rendered import RESULTS
+    except ImportError:
+        pass
+    else:
+        RESULTS.clear()
+    return _get(client, url)
+
+
 def _queries(client, url: str) -> int:
     """The page's own queries: the fewest of three views. Once a minute a view also saves the
     session and refills the "Who" list: on a busy machine, where a view takes a second, that
     falls on whichever page is being counted."""
-    return min(queries_during(lambda: _get(client, url)) for _ in range(3))
+    return min(queries_during(lambda: _afresh(client, url)) for _ in range(3))
 
 
 def _with(url: str, **params) -> str:
@@ -121,7 +134,7 @@ def run(ctx) -> list[Figure]:
     for index, variant in enumerate(("first", "filtered", "deep")):
         samples = interleaved_ms(
             {
-                "portal": lambda v=variant: _get(client, portal[v]),
+                "portal": lambda v=variant: _afresh(client, portal[v]),
                 "admin": lambda v=variant: _get(client, admin[v]),
             },
             repeats=ctx.config.audit_repeats,

@@ -1,8 +1,10 @@
-"""`python -m tests.bench.profile`: where a form view and a create spend their time (cProfile).
+"""`python -m tests.bench.profile`: where a form view, a create and the audit log spend their time
+(cProfile).
 
 Sets up as `make bench` does (production settings, its own database, the sandbox on its own
-gunicorn, one staff member per tenant), then runs the form's GET and the create's htmx POST
-`--requests` times each under cProfile and prints, per request:
+gunicorn, one staff member per tenant), then runs the form's GET, the create's htmx POST and
+(`--only audit`) the audit log's first page as a superuser `--requests` times each under cProfile
+and prints, per request:
 
 - a "where the time goes" table: the cumulative time of the steps every request passes through
   (the session and user, the view's parts, the rendering, the upstream call, the audit writes),
@@ -86,6 +88,29 @@ CREATE_STEPS = [
     ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
 ]
 
+AUDIT_STEPS = [
+    ("the whole request (test client → response)", [("django/test/client.py", "request")]),
+    ("  session load and user (middleware)", [("portal/user_cache.py", "user_from_session")]),
+    ("  the view", [("audit/views.py", "audit_list")]),
+    ("    manager check (the reader's tenants)", [("audit/views.py", "_require_manager")]),
+    ("    filters bound (form, tenants, people)", [("audit/selectors.py", "audit_filterset")]),
+    ('      the "Who" list (cache read)', [("audit/selectors.py", "audit_actor_choices")]),
+    ("    the log's version (one statement)", [("audit/selectors.py", "audit_log_version")]),
+    ("    results: kept, or rendered", [("audit/rendered.py", "audit_results_html")]),
+    ("      the page's records (the query)", [("audit/paging.py", "audit_page")]),
+    ("      rows worked out (columns, times)", [("audit/views.py", "_list_rows")]),
+    ("      rows written as markup", [("audit/views.py", "_rows_html")]),
+    ("      paging and export links", [("audit/views.py", "_query")]),
+    ("    filter fields (rendered once per values)", [("audit/filters.py", "filter_fields_html")]),
+    ("    template rendering", [("django/shortcuts.py", "render")]),
+    ("      context processors", [("django/template/context.py", "bind_template")]),
+    (
+        "      CSRF token masked",
+        [("django/middleware/csrf.py", "get_token"), ("portal/csrf.py", "csrf_token_masked")],
+    ),
+    ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
+]
+
 
 def step_seconds(stats: pstats.Stats, functions) -> tuple[float, int]:
     """Summed cumulative seconds and calls of the functions matching `functions`."""
@@ -131,9 +156,20 @@ def top_table(stats: pstats.Stats, requests: int, count: int, key: int) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.profile", description=__doc__)
     parser.add_argument("--requests", type=int, default=30, help="profiled requests of each kind")
-    parser.add_argument("--only", default="form,create", help="form, create or both")
+    parser.add_argument(
+        "--only", default="form,create", help="comma-separated: form, create, audit"
+    )
     parser.add_argument("--sql", action="store_true", help="list one request's SQL statements")
     parser.add_argument("--db-name", help="the database to create (default as make bench)")
+    parser.add_argument(
+        "--audit-afresh",
+        action="store_true",
+        help="drop the audit log's kept results before each request (the first view after a "
+        "write: the page's query and rendering)",
+    )
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the database (and its records) for next time"
+    )
     parser.add_argument("--top", type=int, default=0, help="also list the N costliest functions")
     parser.add_argument(
         "--save", help="also write each profile's statistics to SAVE-form.prof / SAVE-create.prof"
@@ -158,7 +194,7 @@ def main(argv=None) -> int:
     from .runner import MODES, Config, describe_stack, log, machine
 
     config = Config(mode="quick", **dict(MODES["quick"], create_repeats=args.requests))
-    db = environment.BenchDatabase(keep=False, name=args.db_name, workdir=workdir)
+    db = environment.BenchDatabase(keep=args.keep_db, name=args.db_name, workdir=workdir)
     ctx = None
     try:
         db.create()
@@ -179,6 +215,25 @@ def main(argv=None) -> int:
             for _ in range(3):
                 get_ok(client, url)
             report("GET /trunks/new/", lambda: get_ok(client, url), FORM_STEPS, args, "form")
+
+        if "audit" in only:
+            # The log's first page as a superuser sees it (the whole table), records as in `make
+            # bench` (audit_generate, --quick's 20,000; kept with --db-name and --keep-db).
+            ctx.audit_records()
+            audit_url = url_for("audit:list", "audit log")
+            client = ctx.root_client
+            for _ in range(3):
+                get_ok(client, audit_url)
+
+            def audit_get():
+                if args.audit_afresh:
+                    from trunks.audit.rendered import RESULTS
+
+                    RESULTS.clear()
+                get_ok(client, audit_url)
+
+            title = "GET /audit/" + (" (results rendered afresh)" if args.audit_afresh else "")
+            report(title, audit_get, AUDIT_STEPS, args, "audit")
 
         if "create" in only:
             posts = []

@@ -48,6 +48,42 @@ def audit_scope(*, user: User) -> QuerySet[AuditRecord]:
     return AuditRecord.objects.filter(tenant_id__in=tenant_ids)
 
 
+def audit_log_version(*, user: User) -> tuple[int, int]:
+    """What changes whenever the records `user` may read change, read from the database in one
+    statement: (records sealed, attempts pending) in their tenants. Every write to the log is a
+    pending attempt's INSERT (one more pending), its completion (one fewer pending, one more
+    sealed: the UPDATE gives it the next place in its tenant's chain) or a final record's INSERT
+    (one more sealed); records are never deleted, and a sealed record is never changed (on
+    PostgreSQL a trigger refuses it) but for its actor set to NULL when the person's account is
+    deleted. So the pair changes at the commit of every write, and never comes back: sealed only
+    grows, and pending only grows while sealed stays. A tenant's sealed count is its chain's last
+    place, read from the (tenant, chain_seq) index: no count over the records."""
+    records = connections[AuditRecord.objects.db].ops.quote_name(AuditRecord._meta.db_table)
+    tenants = connections[AuditRecord.objects.db].ops.quote_name(
+        AuditRecord._meta.get_field("tenant").related_model._meta.db_table
+    )
+    if user.is_superuser:
+        ids: list[int] = []
+        in_tenants = in_records = ""
+    else:
+        ids = sorted(a.id for a in audit_tenant_choices(user=user))
+        if not ids:
+            return (0, 0)
+        marks = ", ".join(["%s"] * len(ids))
+        in_tenants, in_records = f" WHERE t.id IN ({marks})", f" AND tenant_id IN ({marks})"
+    # The table names quoted; the ids and the status are parameters.
+    sql = (
+        f"SELECT (SELECT COALESCE(SUM(head), 0) FROM (SELECT (SELECT MAX(a.chain_seq) FROM "  # noqa: S608
+        f"{records} a WHERE a.tenant_id = t.id AND a.chain_seq IS NOT NULL) AS head FROM "
+        f"{tenants} t{in_tenants}) heads), (SELECT COUNT(*) FROM {records} WHERE status = %s"
+        f"{in_records})"
+    )
+    with connections[AuditRecord.objects.db].cursor() as cursor:
+        cursor.execute(sql, [*ids, str(AuditStatus.PENDING), *ids])
+        sealed, pending = cursor.fetchone()
+    return (int(sealed), int(pending))
+
+
 def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
     """(id, username) of the people the "Who" filter offers `user`: members of the tenants they
     read (everyone, for superusers). Shared briefly through the cache (trunks.audit.cache)."""

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models.query import ValuesIterable
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -32,9 +33,10 @@ from .columns import (
     record_number,
 )
 from .export import EXPORT_FORMATS, export_filename
-from .filters import SEARCH_MIN_LENGTH, filter_fields_html
+from .filters import filter_fields_html
 from .forms import AuditResolveForm
 from .paging import AuditCursor, audit_order, audit_page
+from .rendered import audit_results_html
 from .selectors import (
     audit_chain_neighbour,
     audit_chart_counts,
@@ -74,10 +76,27 @@ def _query(params: QueryDict, **changes: str | None) -> str:
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
     """The filtered log, a page at a time. The chart is a fragment of its own (audit_chart),
-    loaded by htmx once the table is on screen, so paging and filtering never wait for it."""
+    loaded by htmx once the table is on screen, so paging and filtering never wait for it. The
+    results are rendered once per what they show (trunks.audit.rendered)."""
     _require_manager(request)
     filterset = audit_filterset(user=request.user, data=request.GET)
     request.log_tenant = filterset.chosen_tenant  # named in the request's log line
+    results = audit_results_html(
+        request=request, form=filterset.form, render=lambda: _results_render(request, filterset)
+    )
+    if request.htmx:
+        return HttpResponse(results)
+    context = {
+        "form": filterset.form,
+        "filter_fields": filter_fields_html(filterset.form),
+        "results": results,
+    }
+    return render(request, "audit/list.html", context)
+
+
+def _results_render(request: HttpRequest, filterset) -> str:
+    """The results' markup (audit/list.html#results) from the request's query and the records,
+    with no request context: nothing in it differs between requests with the same key."""
     sort = filterset.sort_order
     page = audit_page(
         _list_records(audit_with_resolution(filterset.qs)),
@@ -86,18 +105,14 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         before=AuditCursor.parse(request.GET.get("before")),
     )
     base_query = _query(request.GET, after=None, before=None)
-    newest_first = sort != "oldest"
     rows = _list_rows(page.records)
     context = {
-        "filterset": filterset,
         "form": filterset.form,
-        "filter_fields": filter_fields_html(filterset.form) if not request.htmx else "",
-        "page": page,
+        "list_path": request.path,
         "rows": rows,
         "rows_html": _rows_html(rows),
         "columns": AUDIT_COLUMNS,
-        "search_min": SEARCH_MIN_LENGTH,
-        "newest_first": newest_first,
+        "newest_first": sort != "oldest",
         "is_first_page": page.previous_cursor is None,
         "previous_query": _query(request.GET, after=None, before=str(page.previous_cursor))
         if page.previous_cursor
@@ -109,10 +124,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "export_query": base_query,
         # The chart ignores paging and order: one cached chart per set of filters.
         "chart_query": _query(request.GET, after=None, before=None, sort=None),
-        "unknown": AuditStatus.UNKNOWN,
     }
-    template = "audit/list.html#results" if request.htmx else "audit/list.html"
-    return render(request, template, context)
+    return render_to_string("audit/list.html#results", context)
 
 
 _STATUS_TEXT = {**dict(AuditStatus.choices), AuditStatus.UNKNOWN: "Unknown outcome"}
