@@ -49,6 +49,12 @@ FORM_STEPS = [
     ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
 ]
 
+BASE_STEPS = [
+    ("the whole request (test client → response)", [("django/test/client.py", "request")]),
+    ("  session load and user (middleware)", [("portal/user_cache.py", "user_from_session")]),
+    ("  template rendering", [("django/template/backends/django.py", "render")]),
+]
+
 CREATE_STEPS = [
     ("the whole request (test client → response)", [("django/test/client.py", "request")]),
     # The session is read when the user is (the user's id is in it), from the cache or the database.
@@ -131,12 +137,22 @@ def top_table(stats: pstats.Stats, requests: int, count: int, key: int) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.profile", description=__doc__)
     parser.add_argument("--requests", type=int, default=30, help="profiled requests of each kind")
-    parser.add_argument("--only", default="form,create", help="form, create or both")
+    parser.add_argument(
+        "--only",
+        default="form,create",
+        help="any of form, create and base (the bare view rendering base.html), comma-separated",
+    )
     parser.add_argument("--sql", action="store_true", help="list one request's SQL statements")
     parser.add_argument("--db-name", help="the database to create (default as make bench)")
     parser.add_argument("--top", type=int, default=0, help="also list the N costliest functions")
     parser.add_argument(
         "--save", help="also write each profile's statistics to SAVE-form.prof / SAVE-create.prof"
+    )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="also time each middleware, context processor and lazy step with the thread's CPU "
+        "clock alone, no profiler (tests/bench/layers.py)",
     )
     parser.add_argument(
         "--cpu",
@@ -151,6 +167,13 @@ def main(argv=None) -> int:
     environment.prepare_environ(workdir)
     environment.django_setup()
     environment.collect_static()
+    layers = None
+    if args.layers:
+        from . import layers as layers_module
+
+        layers = layers_module.Layers()
+        layers_module.install(layers)
+        args.layers = layers
     from .context import Context
     from .create_overhead import form_open, portal_post
     from .form_page import get_ok
@@ -174,6 +197,19 @@ def main(argv=None) -> int:
         for lane in lanes:
             form_open(lane, url)  # each tenant's numbers cached, as after a first visit
 
+        if "base" in only:
+            client = lanes[0].client
+            base = "/__bench__/base/"
+            for _ in range(3):
+                get_ok(client, base)
+            report(
+                "GET /__bench__/base/ (the bare view)",
+                lambda: get_ok(client, base),
+                BASE_STEPS,
+                args,
+                "base",
+            )
+
         if "form" in only:
             client = lanes[0].client
             for _ in range(3):
@@ -182,7 +218,7 @@ def main(argv=None) -> int:
 
         if "create" in only:
             posts = []
-            for i in range(2 * args.requests + 4):
+            for i in range((3 if args.layers else 2) * args.requests + 4):
                 lane = lanes[i % len(lanes)]
                 form = form_open(lane, url)
                 posts.append((lane, trunk_post_data(form, trunk_payload(form))))
@@ -218,6 +254,14 @@ def report(title: str, fn, steps, args, name: str) -> None:
         wall.append(1000 * (time.perf_counter() - start))
         cpu.append(1000 * (time.thread_time() - start_cpu))
     statements = statements_during(fn)
+    if args.layers:
+        from .layers import table
+
+        for _ in range(requests):
+            args.layers.run(fn)
+        print(f"\n## {title}: CPU per layer (median ms of {requests}, no profiler)\n")
+        print(table(args.layers))
+        args.layers.samples.clear()
     profiler = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
     for _ in range(requests):
         profiler.runcall(fn)
