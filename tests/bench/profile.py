@@ -8,7 +8,14 @@ gunicorn, one staff member per tenant), then runs the form's GET and the create'
   (the session and user, the view's parts, the rendering, the upstream call, the audit writes),
   as the profiler saw them (its own overhead included, so read the shares, not the absolute times);
 - the SQL statements one request runs (`--sql`), and the portal functions with the most own and
-  cumulative time (`--top N`).
+  cumulative time (`--top N`);
+- with `--layers`, each middleware's own CPU (its work before and after the layers inside it), each
+  context processor's, URL resolving, the view and the rendering, and the lazy steps (the session
+  read, the user, the menu, the CSRF token), timed with the thread's CPU clock and no profiler
+  (tests/bench/layers.py).
+
+`--only base` adds the bench's bare view (`/__bench__/base/`, base.html and nothing else): the floor
+every signed-in page pays.
 
     make install && .venv/bin/python -m tests.bench.profile --sql
     DATABASE_URL=postgres://…/w3f CACHE_URL=redis://…/9 .venv/bin/python -m tests.bench.profile
