@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from django.db import connections
 from django.db.models import QuerySet
 
-# Stand-ins for the arguments while compiling: ids no row has, told apart by value.
-_STAND_IN_BASE = -(10**15)
+# Stand-ins for the arguments while compiling: ids no row has, told apart by value. Within a 32-bit
+# integer column's range: Django compiles a value out of the column's range to no query at all
+# (EmptyResultSet on PostgreSQL).
+_STAND_IN_BASE = -(2**31) + 1_000
 
 
 @dataclass(frozen=True)
