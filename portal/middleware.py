@@ -84,7 +84,8 @@ class HtmxLoginRedirectMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if getattr(request, "htmx", False) and response.status_code in (301, 302):
+        # The status first: request.htmx reads the request's headers, which a page need not build.
+        if response.status_code in (301, 302) and getattr(request, "htmx", False):
             login_url = resolve_url(settings.LOGIN_URL)
             location = response.get("Location", "")
             if location.startswith(login_url):
@@ -319,8 +320,9 @@ class InvitationPromptMiddleware:
         if (
             session is not None
             and request.method == "GET"
-            and not getattr(request, "htmx", False)
+            # The note first: without one (nearly every request) the headers are not read.
             and session.get(INVITATIONS_PROMPT_KEY)
+            and not getattr(request, "htmx", False)
             and request.user.is_authenticated
         ):
             del session[INVITATIONS_PROMPT_KEY]

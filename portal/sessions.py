@@ -1,6 +1,8 @@
 """Sessions over the shared cache (Django's cached_db) whose read also brings the signed-in user's
 cached copy, in the same round trip (issue 17: a signed-in page read the session, then the user,
-one Redis round trip each).
+one Redis round trip each); and the session row read with its SQL compiled once per connection,
+for every store that reads the row (both engines here: `portal.sessions` with a shared cache,
+`portal.sessions_db` without one).
 
 The user a session belongs to is known only once the session is read. This process notes it for
 each session it serves (SessionUsers, bounded); the next read of that session asks the cache for
@@ -16,7 +18,12 @@ from collections import OrderedDict
 
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.models import Session
 from django.core.cache import DEFAULT_CACHE_ALIAS
+from django.db import router
+from django.utils import timezone
+
+from trunks.reads import CompiledRead
 
 
 def user_cache_keys(user_id) -> tuple[str, str]:
@@ -48,7 +55,32 @@ class SessionUsers:
 SESSION_USERS = SessionUsers(max_entries=10_000)
 
 
-class SessionStore(cached_db.SessionStore):
+# The session row by key; what Django's store reads with `Session.objects.get(session_key=…,
+# expire_date__gt=now)` on every request whose session is not in a cache (issue 17: building that
+# statement cost four times running it).
+_SESSION_ROW = CompiledRead(
+    lambda session_key: Session.objects.filter(session_key=session_key).values_list(
+        "session_data", "expire_date"
+    ),
+    arguments=(str,),
+)
+
+
+class CompiledSessionRead:
+    """The session row read as Django's database store reads it (the row for this key, if it
+    has not expired; none otherwise, and the key forgotten), with the statement compiled once."""
+
+    def _get_session_from_db(self):
+        rows = _SESSION_ROW.rows(self.session_key, using=router.db_for_read(Session))
+        if rows and rows[0][1] > timezone.now():
+            return Session(
+                session_key=self.session_key, session_data=rows[0][0], expire_date=rows[0][1]
+            )
+        self._session_key = None
+        return None
+
+
+class SessionStore(CompiledSessionRead, cached_db.SessionStore):
     """cached_db's store; a read also fetches the noted user's generation and copy, kept as
     `user_prefetched` = (user id, {key: value found}) for portal.user_cache."""
 

@@ -168,9 +168,9 @@ if _cache_shared:
 # each (~0.5 and ~0.3 ms): sessions are still written to the database, which stays the record (a
 # miss reads the row); the user's copy is dropped by any write of the row (portal/user_cache.py).
 # Only with a cache every process shares: a per-process cache would keep what another process ended.
-# The session's read also brings the user's copy, in one round trip (portal/sessions.py).
-if _cache_shared:
-    SESSION_ENGINE = "portal.sessions"
+# The session's read also brings the user's copy, in one round trip (portal/sessions.py). Either
+# engine reads the row with its statement compiled once (portal/sessions.py).
+SESSION_ENGINE = "portal.sessions" if _cache_shared else "portal.sessions_db"
 USER_CACHE = _cache_shared
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -10,7 +10,9 @@ delete of the row commits (a changed password, `is_active`, `is_superuser`, a ne
 
 A copy is used only when the session's auth hash equals it exactly and the session names a backend
 still configured; in every other case (no copy, a hash made with a fallback secret, a mismatch,
-a cache error) Django's own get_user decides from the database, and ends the session if it must.
+a cache error) the user is read from the database, and Django's own get_user decides whenever the
+row does not match the session exactly (and ends the session if it must). Without the cache
+(USER_CACHE off) every page reads the row that way: its statement compiled once, not per page.
 """
 
 import logging
@@ -18,16 +20,18 @@ import uuid
 
 from django.conf import settings
 from django.contrib import auth
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, get_user_model, load_backend
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
 from portal.sessions import SESSION_USERS, user_cache_keys
+from trunks.reads import CompiledRead
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +44,41 @@ def _fields() -> list[str]:
     return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
 
 
-def user_from_session(request):
-    """The request's user: from the cache when it may be, else Django's get_user."""
-    if not settings.USER_CACHE:
+# The user row with every field (the password hash too: the session's auth hash is an HMAC of it),
+# by id, with its SQL compiled once: ModelBackend.get_user's `get(pk=…)` built it on every page
+# read from the database (issue 17).
+_USER_ROW = CompiledRead(
+    lambda user_id: (
+        get_user_model()
+        ._default_manager.filter(pk=user_id)
+        .values_list(*(f.attname for f in get_user_model()._meta.concrete_fields))
+    ),
+    arguments=1,
+)
+
+
+def _user_from_database(request, *, user_id, backend_path: str, session_hash: str):
+    """The session's user read from the database: the row through the compiled read when the
+    session's backend reads users as ModelBackend does (a user it may authenticate, by id) and the
+    session's auth hash equals the row's exactly; in every other case Django's get_user decides
+    (fallback secrets, ending the session, other backends)."""
+    backend = load_backend(backend_path)
+    if type(backend).get_user is not ModelBackend.get_user or not isinstance(user_id, int):
         return auth.get_user(request)
+    User = get_user_model()
+    alias = router.db_for_read(User)
+    rows = _USER_ROW.rows(user_id, using=alias)
+    if rows:
+        user = User.from_db(alias, [f.attname for f in User._meta.concrete_fields], rows[0])
+        if backend.user_can_authenticate(user) and constant_time_compare(
+            session_hash, user.get_session_auth_hash()
+        ):
+            return user
+    return auth.get_user(request)
+
+
+def user_from_session(request):
+    """The request's user: from the cache when it may be, else from the database."""
     try:
         user_id = auth._get_user_session_key(request)
         backend_path = request.session[BACKEND_SESSION_KEY]
@@ -52,6 +87,10 @@ def user_from_session(request):
         return auth.get_user(request)  # nobody signed in
     if backend_path not in settings.AUTHENTICATION_BACKENDS or not session_hash:
         return auth.get_user(request)
+    if not settings.USER_CACHE:
+        return _user_from_database(
+            request, user_id=user_id, backend_path=backend_path, session_hash=session_hash
+        )
     generation_key, user_key = user_cache_keys(user_id)
     # Read with the session, in its round trip, when this process knew whose it is
     # (portal.sessions); used once, and only for that user.
@@ -69,7 +108,9 @@ def user_from_session(request):
             generation = cache.get(generation_key)
     except Exception:
         logger.warning("user cache: unavailable, reading the user", exc_info=True)
-        return auth.get_user(request)
+        return _user_from_database(
+            request, user_id=user_id, backend_path=backend_path, session_hash=session_hash
+        )
     stored = found.get(user_key)
     if (
         isinstance(stored, tuple)
@@ -78,7 +119,9 @@ def user_from_session(request):
         and constant_time_compare(session_hash, stored[1])
     ):
         return get_user_model().from_db(DEFAULT_DB_ALIAS, _fields(), stored[2])
-    user = auth.get_user(request)
+    user = _user_from_database(
+        request, user_id=user_id, backend_path=backend_path, session_hash=session_hash
+    )
     if user.is_authenticated and user.pk == user_id and generation is not None:
         values = tuple(getattr(user, name) for name in _fields())
         try:

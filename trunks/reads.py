@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from django.db import connections
 from django.db.models import QuerySet
 
-# Stand-ins for the arguments while compiling: ids no row has, told apart by value.
-_STAND_IN_BASE = -(10**15)
+# Stand-ins for the arguments while compiling: ids no row has, told apart by value. Within a 32-bit
+# integer column's range: Django compiles a value out of the column's range to no query at all
+# (EmptyResultSet on PostgreSQL).
+_STAND_IN_BASE = -(2**31) + 1_000
 
 
 @dataclass(frozen=True)
@@ -33,31 +35,37 @@ class _Compiled:
 
 
 class CompiledRead:
-    """`build(*ids)` returns the QuerySet (a values_list()); `rows(*ids)` runs its SQL.
+    """`build(*arguments)` returns the QuerySet (a values_list()); `rows(*arguments)` runs its SQL.
 
-    The arguments are integer ids, each used as a plain equality or IN value: a stand-in id goes
-    through the compiler in its place, so nothing may depend on its value (no None, no empty
-    list)."""
+    The arguments are integer ids (`arguments=2`) or, given as types, ids and strings
+    (`arguments=(str,)`), each used as a plain equality or IN value of an integer or text column:
+    a stand-in goes through the compiler in its place, so nothing may depend on its value (no
+    None, no empty list)."""
 
-    def __init__(self, build: Callable[..., QuerySet], *, arguments: int):
+    def __init__(self, build: Callable[..., QuerySet], *, arguments: int | tuple[type, ...]):
         self.build = build
-        self.arguments = arguments
+        self.kinds = (int,) * arguments if isinstance(arguments, int) else tuple(arguments)
+        if not set(self.kinds) <= {int, str}:
+            raise ValueError("a compiled read's arguments are ints or strs")
 
     def _compile(self, using: str) -> _Compiled:
-        stand_ins = [_STAND_IN_BASE - i for i in range(self.arguments)]
+        stand_ins = [
+            _STAND_IN_BASE - i if kind is int else f"\x00compiled-read-stand-in-{i}\x00"
+            for i, kind in enumerate(self.kinds)
+        ]
         compiler = self.build(*stand_ins).query.get_compiler(using)
         sql, params = compiler.as_sql()
         template = tuple(
-            _Argument(stand_ins.index(p)) if isinstance(p, int) and p in stand_ins else p
+            _Argument(stand_ins.index(p)) if isinstance(p, int | str) and p in stand_ins else p
             for p in params
         )
         found = {p.index for p in template if isinstance(p, _Argument)}
-        if found != set(range(self.arguments)):
+        if found != set(range(len(self.kinds))):
             raise ValueError("an argument of a compiled read is not a parameter of its SQL")
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
         return _Compiled(sql, template, compiler, converters)
 
-    def rows(self, *ids: int, using: str = "default") -> list:
+    def rows(self, *ids: int | str, using: str = "default") -> list:
         connection = connections[using]
         # Kept on the connection object (one per thread and alias): the compiler and converters
         # it made belong to it, and go when it does.

@@ -10,7 +10,14 @@ and prints, per request:
   (the session and user, the view's parts, the rendering, the upstream call, the audit writes),
   as the profiler saw them (its own overhead included, so read the shares, not the absolute times);
 - the SQL statements one request runs (`--sql`), and the portal functions with the most own and
-  cumulative time (`--top N`).
+  cumulative time (`--top N`);
+- with `--layers`, each middleware's own CPU (its work before and after the layers inside it), each
+  context processor's, URL resolving, the view and the rendering, and the lazy steps (the session
+  read, the user, the menu, the CSRF token), timed with the thread's CPU clock and no profiler
+  (tests/bench/layers.py).
+
+`--only base` adds the bench's bare view (`/__bench__/base/`, base.html and nothing else): the floor
+every signed-in page pays.
 
     make install && .venv/bin/python -m tests.bench.profile --sql
     DATABASE_URL=postgres://…/w3f CACHE_URL=redis://…/9 .venv/bin/python -m tests.bench.profile
@@ -49,6 +56,12 @@ FORM_STEPS = [
         [("django/middleware/csrf.py", "get_token"), ("portal/csrf.py", "csrf_token_masked")],
     ),
     ("  session saved (middleware)", [("contrib/sessions/backends/db.py", "save")]),
+]
+
+BASE_STEPS = [
+    ("the whole request (test client → response)", [("django/test/client.py", "request")]),
+    ("  session load and user (middleware)", [("portal/user_cache.py", "user_from_session")]),
+    ("  template rendering", [("django/template/backends/django.py", "render")]),
 ]
 
 CREATE_STEPS = [
@@ -157,7 +170,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.profile", description=__doc__)
     parser.add_argument("--requests", type=int, default=30, help="profiled requests of each kind")
     parser.add_argument(
-        "--only", default="form,create", help="comma-separated: form, create, audit"
+        "--only",
+        default="form,create",
+        help="any of form, create, audit and base (the bare view rendering base.html), comma-separated",
     )
     parser.add_argument("--sql", action="store_true", help="list one request's SQL statements")
     parser.add_argument("--db-name", help="the database to create (default as make bench)")
@@ -175,6 +190,12 @@ def main(argv=None) -> int:
         "--save", help="also write each profile's statistics to SAVE-form.prof / SAVE-create.prof"
     )
     parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="also time each middleware, context processor and lazy step with the thread's CPU "
+        "clock alone, no profiler (tests/bench/layers.py)",
+    )
+    parser.add_argument(
         "--cpu",
         action="store_true",
         help="profile the thread's CPU time instead of the wall clock (waiting on sockets, locks "
@@ -187,6 +208,13 @@ def main(argv=None) -> int:
     environment.prepare_environ(workdir)
     environment.django_setup()
     environment.collect_static()
+    layers = None
+    if args.layers:
+        from . import layers as layers_module
+
+        layers = layers_module.Layers()
+        layers_module.install(layers)
+        args.layers = layers
     from .context import Context
     from .create_overhead import form_open, portal_post
     from .form_page import get_ok
@@ -209,6 +237,19 @@ def main(argv=None) -> int:
         lanes = ctx.lanes
         for lane in lanes:
             form_open(lane, url)  # each tenant's numbers cached, as after a first visit
+
+        if "base" in only:
+            client = lanes[0].client
+            base = "/__bench__/base/"
+            for _ in range(3):
+                get_ok(client, base)
+            report(
+                "GET /__bench__/base/ (the bare view)",
+                lambda: get_ok(client, base),
+                BASE_STEPS,
+                args,
+                "base",
+            )
 
         if "form" in only:
             client = lanes[0].client
@@ -237,7 +278,7 @@ def main(argv=None) -> int:
 
         if "create" in only:
             posts = []
-            for i in range(2 * args.requests + 4):
+            for i in range((3 if args.layers else 2) * args.requests + 4):
                 lane = lanes[i % len(lanes)]
                 form = form_open(lane, url)
                 posts.append((lane, trunk_post_data(form, trunk_payload(form))))
@@ -273,6 +314,14 @@ def report(title: str, fn, steps, args, name: str) -> None:
         wall.append(1000 * (time.perf_counter() - start))
         cpu.append(1000 * (time.thread_time() - start_cpu))
     statements = statements_during(fn)
+    if args.layers:
+        from .layers import table
+
+        for _ in range(requests):
+            args.layers.run(fn)
+        print(f"\n## {title}: CPU per layer (median ms of {requests}, no profiler)\n")
+        print(table(args.layers))
+        args.layers.samples.clear()
     profiler = cProfile.Profile(time.thread_time) if args.cpu else cProfile.Profile()
     for _ in range(requests):
         profiler.runcall(fn)

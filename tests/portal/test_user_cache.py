@@ -143,3 +143,59 @@ def test_a_wrong_guess_of_whose_session_it_is_reads_the_right_user(
     charlie.save()
     response = client.get("/")
     assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+
+
+# Without the cache (USER_CACHE off: no shared cache), every page reads the user's row, its
+# statement compiled once; anything but an exact match is Django's get_user's to decide.
+
+
+def _signed_in_without_cache(client, charlie, password, settings):
+    settings.USER_CACHE = False
+    _signed_in(client, charlie, password)
+
+
+def test_without_the_cache_a_page_reads_the_user_in_one_statement(
+    client, charlie, password, settings
+):
+    _signed_in_without_cache(client, charlie, password, settings)
+    response, queries = _user_queries(client)
+    assert response.status_code == 200 and len(queries) == 1
+    user = response.wsgi_request.user
+    assert user.pk == charlie.pk and user.check_password(password)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda user: user.set_password("another-long-password-42"),
+        lambda user: setattr(user, "is_active", False),
+    ],
+    ids=["password set elsewhere", "made inactive"],
+)
+def test_without_the_cache_a_changed_user_is_signed_out(
+    client, charlie, password, settings, change
+):
+    _signed_in_without_cache(client, charlie, password, settings)
+    change(charlie)
+    charlie.save()
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+
+
+def test_without_the_cache_a_deleted_user_is_signed_out(client, charlie, password, settings):
+    _signed_in_without_cache(client, charlie, password, settings)
+    get_user_model().objects.filter(pk=charlie.pk).delete()
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN)
+
+
+def test_without_the_cache_a_hash_from_a_fallback_secret_is_renewed(
+    client, charlie, password, settings
+):
+    # Django's get_user decides: the session made under the old secret stays, under a new hash.
+    _signed_in_without_cache(client, charlie, password, settings)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-for-this-test-0123456789-abcdefghijklmnop"
+    response = client.get("/")
+    assert response.status_code == 200 and response.wsgi_request.user.pk == charlie.pk
+    assert client.session["_auth_user_hash"] == charlie.get_session_auth_hash()
