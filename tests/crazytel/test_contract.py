@@ -3,14 +3,17 @@ the portal's sandbox (served by pytest-django's live_server) and tests/contract_
 
 import json
 import logging
+import os
 import re
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 import portal
-from tests.processes import gunicorn_started
+from tests.processes import gunicorn_started, other_backends_end
+from tests.tasks.conftest import shared_database  # noqa: F401
 from tests.waiting import wait_until
 from trunks.crazytel.client import CrazytelClient
 from trunks.crazytel.errors import (
@@ -439,30 +442,20 @@ def test_no_secret_in_any_log_record_through_full_cycles(target, caplog):
 # --- The drop fault under gunicorn (live_server and runserver are wsgiref) --------------------------
 
 
-def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_sqlite):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_a_dropped_connection_under_gunicorn_is_seen_at_once(shared_database):  # noqa: F811
+    # The sandbox account and its fault are written here, on the test database the server
+    # shares (committed: the module's tests are transactional).
+    account = sandbox_account_ensure(name="G", api_key=KEY)
+    sandbox_faults_set(account=account, drop_connection=True, fault_remaining=1)
     root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
-        "DATABASE_URL": migrated_sqlite(tmp_path / "gunicorn.sqlite3"),
+        "DATABASE_URL": shared_database,
         "CACHE_URL": "locmemcache://gunicorn",
         "SANDBOX_ENABLED": "true",
         "DEBUG": "true",
         "SECURE_SSL_REDIRECT": "false",
     }
-    manage = [sys.executable, "manage.py"]
-    setup = (
-        "from trunks.sandbox.services import *;"
-        f"a = sandbox_account_ensure(name='G', api_key='{KEY}');"
-        "sandbox_faults_set(account=a, drop_connection=True, fault_remaining=1)"
-    )
-    subprocess.run(
-        [*manage, "shell", "-c", setup], cwd=root, env=env, check=True, capture_output=True
-    )
     proc, port = gunicorn_started(cwd=root, env=env)
     try:
         client = CrazytelClient(
@@ -484,3 +477,4 @@ def test_a_dropped_connection_under_gunicorn_is_seen_at_once(tmp_path, migrated_
     finally:
         proc.terminate()
         proc.wait(10)
+        other_backends_end()  # PostgreSQL: the server's connection, before the flush

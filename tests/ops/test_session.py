@@ -7,8 +7,6 @@ what the log says happened."""
 import json
 import os
 import re
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -19,7 +17,7 @@ from django.db import connections
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import DEFAULT_PASSWORD, TenantFactory, UserFactory, tenant_key_set
-from tests.ops.test_stack import ROOT, gunicorn_running, log_lines, log_size
+from tests.ops.test_stack import gunicorn_running, log_lines, log_size
 from tests.processes import other_backends_end
 from tests.tasks.conftest import _postgres_url
 from tests.trunk_fixtures import token_from
@@ -55,7 +53,6 @@ def _samples(g) -> Counter:
 
 @pytest.fixture
 def served(transactional_db, tmp_path):
-    static_root = tmp_path / "static"
     env = {
         "DATABASE_URL": _postgres_url(connections["default"].settings_dict),
         "CACHE_URL": os.environ["CACHE_URL"],
@@ -70,21 +67,12 @@ def served(transactional_db, tmp_path):
         # Plain HTTP on loopback (TLS ends at a proxy in production): cookies without Secure.
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
-        "STATIC_ROOT": str(static_root),
         # The portal calls the sandbox in its own gunicorn: with one thread a worker whose
         # keep-alive connection (or whose accept loop) takes its own call waits for itself until
         # the Crazytel timeout (seen: the numbers call 20 s "unknown", the sandbox answering it
         # from the same process 8 ms later). A second thread serves it.
         "GUNICORN_THREADS": "2",
     }
-    # DEBUG off serves the static manifest, as production does.
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=ROOT,
-        env={**os.environ, "DEBUG": "false", **env},
-        check=True,
-        timeout=300,
-    )
     with gunicorn_running(tmp_path, **env) as g:
         yield g
     other_backends_end()

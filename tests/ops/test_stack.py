@@ -17,6 +17,8 @@ import jsonschema
 import pytest
 import yaml
 from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import listening_socket
@@ -138,6 +140,18 @@ def _get(url: str, token: str = "", timeout: float = 10) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def static_collect(root: Path) -> None:
+    """`collectstatic` into `root` with the storage production uses without DEBUG (the hashed
+    manifest and compressed copies), run in this process: the files, finders and storage are the
+    portal's own, and a `manage.py collectstatic` of its own cost a whole Django start-up."""
+    storages = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "portal.storage.StaticFilesStorage"},
+    }
+    with override_settings(STATIC_ROOT=str(root), STORAGES=storages):
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+
 @contextlib.contextmanager
 def gunicorn_running(tmp_path, **overrides: str):
     """gunicorn with three workers on portal/gunicorn_conf.py, JSON logs to a file; `overrides`
@@ -170,13 +184,7 @@ def gunicorn_running(tmp_path, **overrides: str):
     }
     if "STATIC_ROOT" not in overrides:
         # DEBUG off serves the static manifest, as production does: the error pages use it.
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=300,
-        )
+        static_collect(Path(env["STATIC_ROOT"]))
     with listener:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(CONF), "portal.wsgi"],

@@ -20,38 +20,34 @@ def _finished(ids) -> bool:
     return DBTaskResult.objects.filter(id__in=ids).finished().count() == len(ids)
 
 
-def test_a_worker_process_runs_an_enqueued_task_then_stops_on_sigterm_when_idle(
+def test_a_worker_process_runs_an_enqueued_task_and_the_pending_sweeper_then_stops_on_sigterm(
     start_worker, tmp_path
 ):
-    """One worker process for both (a start costs a Django set-up): it runs the task, and once
-    idle again a SIGTERM ends it cleanly (exit 0)."""
-    worker = start_worker("--no-scheduler")
+    """One worker process for all three (a start costs a Django set-up): it runs the task, its
+    scheduler runs the sweeper, and once idle again a SIGTERM ends it cleanly (exit 0)."""
+    tenant = TenantFactory(slug="sweep")
+    user = MembershipFactory(user=UserFactory(username="sweeper"), tenant=tenant).user
+    pending = audit_attempt_start(
+        tenant=tenant, actor=user, request=None, data={}, submission_token=None
+    )
+    AuditRecord.objects.filter(pk=pending.pk).update(started_at=timezone.now() - timedelta(hours=1))
+    worker = start_worker("--scheduler-tick", "0.1")
     record = tmp_path / "runs.txt"
     result = run_recorded.enqueue(str(record), "only")
+
     wait_until(lambda: _finished([result.id]), what="the worker to finish the task")
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL, worker.output()
     assert result.return_value == worker.process.pid
     assert record.read_text() == f"only {worker.process.pid}\n"
-    assert worker.stop() == 0, worker.output()
-
-
-def test_the_workers_scheduler_runs_the_pending_sweeper(start_worker):
-    tenant = TenantFactory(slug="sweep")
-    user = MembershipFactory(user=UserFactory(username="sweeper"), tenant=tenant).user
-    record = audit_attempt_start(
-        tenant=tenant, actor=user, request=None, data={}, submission_token=None
-    )
-    AuditRecord.objects.filter(pk=record.pk).update(started_at=timezone.now() - timedelta(hours=1))
-
-    worker = start_worker("--scheduler-tick", "0.1")
 
     def expired():
-        record.refresh_from_db()
-        return record.status == AuditStatus.UNKNOWN
+        pending.refresh_from_db()
+        return pending.status == AuditStatus.UNKNOWN
 
     wait_until(expired, what=f"the sweeper to expire the pending attempt\n{worker.output()}")
-    assert record.error_category == "abandoned"
+    assert pending.error_category == "abandoned"
+    assert worker.stop() == 0, worker.output()
 
 
 @pytest.mark.postgres
