@@ -24,7 +24,7 @@ from django.utils import timezone, translation
 
 from portal.forms import RenderedOnce
 
-from .selectors import audit_log_version, audit_tenant_choices
+from .selectors import audit_log_version, audit_reader_scope
 
 # Filters whose results can change without a new version (above): rendered afresh.
 UNKEPT_FILTERS = ("actor", "job")
@@ -48,16 +48,11 @@ def audit_results_html(*, request: HttpRequest, form, render: Callable[[], str])
     version = audit_log_version(user=user)
     if settings.DEBUG or form.errors or any(request.GET.get(name) for name in UNKEPT_FILTERS):
         return render()
-    scope = (
-        ("all",)
-        if user.is_superuser
-        else tuple(sorted(a.id for a in audit_tenant_choices(user=user)))
-    )
     key = (
         get_script_prefix(),
         timezone.get_current_timezone_name(),
         translation.get_language(),
-        scope,
+        audit_reader_scope(user=user),
         tuple((name, tuple(values)) for name, values in request.GET.lists()),
         version,
     )

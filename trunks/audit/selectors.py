@@ -37,6 +37,14 @@ def audit_tenant_choices(*, user: User) -> list[TenantAccess]:
     return user_tenants_at_least(user=user, min_role=Role.MANAGER)
 
 
+def audit_reader_scope(*, user: User) -> tuple:
+    """Whose records `user` reads, as a key for what is kept for them: ("all",) for a superuser,
+    else the ids of the tenants they manage, sorted."""
+    if user.is_superuser:
+        return ("all",)
+    return tuple(sorted(a.id for a in audit_tenant_choices(user=user)))
+
+
 def audit_scope(*, user: User) -> QuerySet[AuditRecord]:
     """Every record `user` may read. The tenant ids come from the request's one membership
     query, so the planner sees literal ids and picks the per-tenant indexes."""
@@ -66,7 +74,7 @@ def audit_log_version(*, user: User) -> tuple[int, int]:
         ids: list[int] = []
         in_tenants = in_records = ""
     else:
-        ids = sorted(a.id for a in audit_tenant_choices(user=user))
+        ids = list(audit_reader_scope(user=user))
         if not ids:
             return (0, 0)
         marks = ", ".join(["%s"] * len(ids))
@@ -88,13 +96,11 @@ def audit_actor_choices(*, user: User) -> list[tuple[int, str]]:
     """(id, username) of the people the "Who" filter offers `user`: members of the tenants they
     read (everyone, for superusers). Shared briefly through the cache (trunks.audit.cache)."""
     UserModel = get_user_model()
+    scope = audit_reader_scope(user=user)
     if user.is_superuser:
-        scope: tuple = ("all",)
         actors = UserModel.objects.all()
     else:
-        tenant_ids = sorted(a.id for a in audit_tenant_choices(user=user))
-        scope = tuple(tenant_ids)
-        actors = UserModel.objects.filter(memberships__tenant_id__in=tenant_ids).distinct()
+        actors = UserModel.objects.filter(memberships__tenant_id__in=scope).distinct()
     return audit_cached(
         ("actors", scope),
         lambda: list(actors.order_by("username").values_list("pk", "username")),
@@ -174,11 +180,7 @@ def audit_chart_counts(
             if value not in (None, "") and name != "sort"
         )
     )
-    scope = (
-        ("all",)
-        if user.is_superuser
-        else tuple(sorted(a.id for a in audit_tenant_choices(user=user)))
-    )
+    scope = audit_reader_scope(user=user)
     tz = timezone.get_current_timezone_name()
     return audit_cached(
         ("chart", scope, filters, days, last_day.isoformat(), tz),
