@@ -1,6 +1,6 @@
-"""How the client reaches Crazytel: one pooled HTTP session per process, and the call's deadline on
-the wall clock for the status line and headers (trunks.crazytel.client reads the body within the same
-deadline). No credentials live here."""
+"""How the client reaches Crazytel: one pooled HTTP session per process, one call sent through
+requests' adapter (`send`), and the call's deadline on the wall clock for the status line and headers
+(trunks.crazytel.client reads the body within the same deadline). No credentials live here."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity, get_encoding_from_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -143,6 +145,21 @@ class DeadlineAdapter(HTTPAdapter):
             "https": DeadlineHTTPSConnectionPool,
         }
 
+    def build_response(self, req, resp) -> requests.Response:
+        """requests' Response for urllib3's, without reading cookies from it (no call keeps one)
+        and with urllib3's headers as they are (already case-insensitive): read per call, copying
+        them and looking for cookies were a tenth of the client's CPU."""
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)
+        response.headers = getattr(resp, "headers", None) or CaseInsensitiveDict()
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url
+        response.request = req
+        response.connection = self
+        return response
+
 
 class _Session(requests.Session):
     """requests' session, reading the environment's proxy and CA bundle settings once per origin
@@ -165,6 +182,69 @@ class _Session(requests.Session):
                 self._environments.clear()
             self._environments[key] = found
         return {**found, "proxies": dict(found["proxies"])}
+
+
+# Sent with every call (the caller's headers add to them). An answer is read as it comes (the
+# client's `_read_body`, urllib3 decoding nothing), so it must not come compressed.
+BASE_HEADERS = {"Accept-Encoding": "identity", "Connection": "keep-alive"}
+_URLS_MAX = 256
+_prepared_urls: dict[str, str] = {}
+
+
+def _prepared_url(url: str) -> str:
+    """`url` as requests sends it (checked, its host IDNA-encoded, quoted): once per URL."""
+    found = _prepared_urls.get(url)
+    if found is None:
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        found = prepared.url
+        if len(_prepared_urls) >= _URLS_MAX:
+            _prepared_urls.clear()
+        _prepared_urls[url] = found
+    return found
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: tuple[float, float],
+) -> requests.Response:
+    """One call through the session's adapter (requests' transport: its pool, TLS, proxies and
+    errors), streamed, never redirected.
+
+    `Session.request` does work per call whose outcome is the same on every portal call: merging
+    the session's headers, cookies, auth and hooks into a new request, looking for ~/.netrc
+    credentials (the key travels in its own header; no other credential is to be sent), putting
+    the answer's cookies in a jar whose policy refuses every cookie, and preparing a redirect that
+    is never followed. Here the request is built once, as `Session.prepare_request` would for
+    these arguments; the environment's proxy and CA settings come from the session (read once per
+    origin by `_Session`)."""
+    prepared = requests.PreparedRequest()
+    prepared.method = method
+    prepared.url = _prepared_url(url)
+    all_headers = CaseInsensitiveDict(BASE_HEADERS)
+    for header in headers.items():
+        check_header_validity(header)  # no line break smuggled into the request
+        all_headers[header[0]] = header[1]
+    if body is not None:
+        all_headers["Content-Length"] = str(len(body))
+    elif method not in ("GET", "HEAD"):
+        all_headers["Content-Length"] = "0"
+    prepared.headers = all_headers
+    prepared.body = body
+    environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    return session.get_adapter(prepared.url).send(
+        prepared,
+        stream=True,
+        timeout=timeout,
+        verify=environment["verify"],
+        cert=environment["cert"],
+        proxies=environment["proxies"],
+    )
 
 
 def _new_session() -> requests.Session:
