@@ -7,6 +7,7 @@ Retry-After parser: everything that reads upstream text lives here, with no HTTP
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import math
 import re
@@ -82,8 +83,11 @@ class Balance:
     balance: Decimal
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_key(key: Any) -> bool:
-    """A response key whose value may be a credential (stripped before anything is kept)."""
+    """A response key whose value may be a credential (stripped before anything is kept).
+
+    Remembered per key: an answer names the same few keys every time."""
     if not isinstance(key, str):
         return False
     k = key.lower().replace("-", "_")
@@ -95,16 +99,27 @@ def is_secret_key(key: Any) -> bool:
 
 
 def strip_secrets(value: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """`value` without password-like keys (recursively) and with known secrets blanked out."""
+    """`value` without password-like keys (recursively) and with known secrets blanked out: a
+    value that is a secret goes with its key, one that holds a secret has it redacted."""
+    exact = frozenset(secret for secret in secrets if secret)
+    return _stripped(value, exact, tuple(secret for secret in exact if len(secret) >= 4))
+
+
+def _stripped(value: Any, exact: frozenset[str], partial: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in partial:  # redact(), inline: every string of an answer passes here
+            if secret in value:
+                value = value.replace(secret, "[redacted]")
+        return value
     if isinstance(value, dict):
         return {
-            k: strip_secrets(v, secrets)
+            k: _stripped(v, exact, partial)
             for k, v in value.items()
-            if not is_secret_key(k) and not (isinstance(v, str) and v in secrets and v)
+            if not is_secret_key(k) and not (isinstance(v, str) and v in exact)
         }
     if isinstance(value, list):
-        return [strip_secrets(v, secrets) for v in value]
-    return redact(value, secrets)
+        return [_stripped(v, exact, partial) for v in value]
+    return redact(value, partial)
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:
