@@ -83,19 +83,26 @@ class Balance:
     balance: Decimal
 
 
-@functools.lru_cache(maxsize=1024)
 def is_secret_key(key: Any) -> bool:
     """A response key whose value may be a credential (stripped before anything is kept).
 
-    Remembered per key: an answer names the same few keys every time."""
+    Remembered per key: an answer names the same few keys every time (a long one, which a hostile
+    upstream could send to fill the memory, is not remembered)."""
     if not isinstance(key, str):
         return False
+    return _secret_name_remembered(key) if len(key) <= 64 else _secret_name(key)
+
+
+def _secret_name(key: str) -> bool:
     k = key.lower().replace("-", "_")
     return (
         k in _SECRET_KEY_EXACT
         or any(part in k for part in _SECRET_KEY_PARTS)
         or k.endswith(("_pass", "_pwd", "_key"))
     )
+
+
+_secret_name_remembered = functools.lru_cache(maxsize=1024)(_secret_name)
 
 
 def strip_secrets(value: Any, secrets: tuple[str, ...] = ()) -> Any:
