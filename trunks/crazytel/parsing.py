@@ -243,8 +243,10 @@ def json_loads_bounded(text: str, **kwargs) -> Any:
     if len(text) > MAX_JSON_CHARS:
         raise JSONRefused(f"longer than {MAX_JSON_CHARS} characters")
     depth = 0
-    # Strings are skipped whole, so brackets inside them do not count; stops at the first excess.
-    for match in _JSON_TOKEN_RE.finditer(text):
+    # Fewer opening brackets than the limit in the whole text cannot nest deeper (most answers).
+    # Else strings are skipped whole, so brackets inside them do not count; stops at the first excess.
+    brackets = text.count("[") + text.count("{")
+    for match in _JSON_TOKEN_RE.finditer(text) if brackets > MAX_JSON_DEPTH else ():
         token = match.group()
         if token in "[{":
             depth += 1
