@@ -82,7 +82,7 @@ CREATE_STEPS = [
         "      client for the tenant (key decrypted)",
         [("tenants/upstream.py", "crazytel_client_for")],
     ),
-    ("      upstream call (HTTP to the sandbox)", [("requests/sessions.py", "request")]),
+    ("      upstream call (HTTP to the sandbox)", [("crazytel/transport.py", "send")]),
     ("      rate limiter: take a token", [("crazytel/ratelimit.py", "acquire")]),
     ("      rate limiter: note the result", [("crazytel/ratelimit.py", "note_result")]),
     ("      final record sealed (chain)", [("audit/writer.py", "audit_attempt_finish")]),

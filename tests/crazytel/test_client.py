@@ -207,6 +207,46 @@ def test_it_creates_a_trunk_sending_exactly_the_payload_with_the_key_in_the_head
     assert KEY not in sent.url and KEY not in sent.body.decode()
 
 
+def test_it_asks_for_an_uncompressed_answer_and_says_how_long_its_body_is(mocked, client):
+    # The body is read raw (urllib3 decodes nothing), within the size cap, so it must not come
+    # gzipped.
+    mocked.post(TRUNKS_URL, json={"username": "CT123456"})
+    client.create_sip_trunk(PAYLOAD)
+    sent = mocked.calls[0].request
+    assert sent.headers["Accept-Encoding"] == "identity"
+    assert sent.headers["Content-Length"] == str(len(sent.body))
+
+
+def test_it_sends_no_netrc_credentials(mocked, client, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine crazytel.test login someone password not-for-crazytel\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    mocked.post(TRUNKS_URL, json={"username": "CT123456"})
+    client.create_sip_trunk(PAYLOAD)
+    assert "Authorization" not in mocked.calls[0].request.headers
+
+
+def test_a_host_beyond_ascii_is_sent_idna_encoded(mocked):
+    mocked.get(
+        "https://xn--crazytl-gya.test/api/v1/balance/", json={"account_code": "1", "balance": 1}
+    )
+    client = CrazytelClient(base_url="https://crazytél.test/api/v1", api_key=KEY)
+    assert client.balance() == Balance(account_code="1", balance=Decimal(1))
+    assert client.balance() == Balance(account_code="1", balance=Decimal(1))  # the URL remembered
+
+
+def test_a_request_id_with_a_line_break_never_reaches_a_header(mocked, client):
+    mocked.post(TRUNKS_URL, json={"username": "CT123456"})
+    token = request_id_bind("a" * 32 + "\r\nX-Injected: 1")
+    try:
+        with pytest.raises(CrazytelError):
+            client.create_sip_trunk(PAYLOAD)
+    finally:
+        request_id_reset(token)
+    assert len(mocked.calls) == 0
+
+
 def test_it_never_puts_an_api_key_in_the_body(mocked, client):
     mocked.post(TRUNKS_URL, json={"username": "CT123456"})
     client.create_sip_trunk({**PAYLOAD, "api_key": KEY})

@@ -116,6 +116,26 @@ def test_no_stored_row_or_redis_key_contains_the_api_key(api_key, redis_client):
         redis_backend.reset(key_id(api_key))
 
 
+def test_the_state_name_is_djangos_salted_hmac_of_the_key(api_key, settings):
+    from django.utils.crypto import salted_hmac
+
+    def django_hmac():
+        return salted_hmac(ratelimit.KEY_SALT, api_key, algorithm="sha256").hexdigest()
+
+    assert key_id(api_key) == django_hmac()
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+    assert key_id(api_key) == django_hmac()
+
+
+def test_a_redis_server_that_does_not_know_a_script_is_sent_it_and_runs_it(redis_client):
+    # A script no server has seen (a flushed or new server), without flushing the shared one.
+    script = ratelimit._Script(f"return ARGV[1] .. KEYS[1] -- {uuid.uuid4().hex}")
+    assert not redis_client.script_exists(script.sha)[0]
+    assert script(redis_client, ("k",), ("a",)) == b"ak"
+    assert redis_client.script_exists(script.sha)[0]
+    assert script(redis_client, ("k",), ("b",)) == b"bk"
+
+
 def test_a_limiter_refuses_an_empty_key(backend):
     with pytest.raises(ValueError):
         RateLimiter(api_key="", backend=backend)

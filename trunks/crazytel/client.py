@@ -54,7 +54,7 @@ from .parsing import (
     parse_verified_numbers,
     redact,
 )
-from .transport import Deadline, call_deadline, shared_session, socket_of
+from .transport import Deadline, call_deadline, send, shared_session, socket_of
 
 logger = logging.getLogger(__name__)
 
@@ -251,14 +251,13 @@ class CrazytelClient:
         deadline = Deadline(started + self.read_timeout)
         deadline_token = call_deadline.set(deadline)
         try:
-            with self.session.request(
+            with send(
+                self.session,
                 method,
                 url,
-                data=data,
                 headers=headers,
+                body=data,
                 timeout=(self.connect_timeout, self.read_timeout),
-                allow_redirects=False,
-                stream=True,
             ) as response:
                 status = response.status_code
                 content_type = response.headers.get("Content-Type", "")

@@ -7,6 +7,7 @@ Retry-After parser: everything that reads upstream text lives here, with no HTTP
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import math
 import re
@@ -83,9 +84,16 @@ class Balance:
 
 
 def is_secret_key(key: Any) -> bool:
-    """A response key whose value may be a credential (stripped before anything is kept)."""
+    """A response key whose value may be a credential (stripped before anything is kept).
+
+    Remembered per key: an answer names the same few keys every time (a long one, which a hostile
+    upstream could send to fill the memory, is not remembered)."""
     if not isinstance(key, str):
         return False
+    return _secret_name_remembered(key) if len(key) <= 64 else _secret_name(key)
+
+
+def _secret_name(key: str) -> bool:
     k = key.lower().replace("-", "_")
     return (
         k in _SECRET_KEY_EXACT
@@ -94,17 +102,31 @@ def is_secret_key(key: Any) -> bool:
     )
 
 
+_secret_name_remembered = functools.lru_cache(maxsize=1024)(_secret_name)
+
+
 def strip_secrets(value: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """`value` without password-like keys (recursively) and with known secrets blanked out."""
+    """`value` without password-like keys (recursively) and with known secrets blanked out: a
+    value that is a secret goes with its key, one that holds a secret has it redacted."""
+    exact = frozenset(secret for secret in secrets if secret)
+    return _stripped(value, exact, tuple(secret for secret in exact if len(secret) >= 4))
+
+
+def _stripped(value: Any, exact: frozenset[str], partial: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in partial:  # redact(), inline: every string of an answer passes here
+            if secret in value:
+                value = value.replace(secret, "[redacted]")
+        return value
     if isinstance(value, dict):
         return {
-            k: strip_secrets(v, secrets)
+            k: _stripped(v, exact, partial)
             for k, v in value.items()
-            if not is_secret_key(k) and not (isinstance(v, str) and v in secrets and v)
+            if not is_secret_key(k) and not (isinstance(v, str) and v in exact)
         }
     if isinstance(value, list):
-        return [strip_secrets(v, secrets) for v in value]
-    return redact(value, secrets)
+        return [_stripped(v, exact, partial) for v in value]
+    return redact(value, partial)
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:
@@ -221,8 +243,10 @@ def json_loads_bounded(text: str, **kwargs) -> Any:
     if len(text) > MAX_JSON_CHARS:
         raise JSONRefused(f"longer than {MAX_JSON_CHARS} characters")
     depth = 0
-    # Strings are skipped whole, so brackets inside them do not count; stops at the first excess.
-    for match in _JSON_TOKEN_RE.finditer(text):
+    # Fewer opening brackets than the limit in the whole text cannot nest deeper (most answers).
+    # Else strings are skipped whole, so brackets inside them do not count; stops at the first excess.
+    brackets = text.count("[") + text.count("{")
+    for match in _JSON_TOKEN_RE.finditer(text) if brackets > MAX_JSON_DEPTH else ():
         token = match.group()
         if token in "[{":
             depth += 1

@@ -32,6 +32,8 @@ How the Crazytel client uses it (one limiter per key, shared state):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import random
 import time
@@ -40,7 +42,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
-from django.utils.crypto import salted_hmac
+from django.utils.encoding import force_bytes
+from redis.exceptions import NoScriptError
 
 from portal.metrics import limiter_refusal_count, limiter_wait_observe
 
@@ -157,8 +160,34 @@ return 0
 """
 
 
+class _Script:
+    """A Lua script run by its SHA1 (EVALSHA), sent to a server that does not know it yet.
+
+    Hashed once per process: redis-py's register_script hashed all three for every backend, that
+    is for every call."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(
+            source.encode(), usedforsecurity=False
+        ).hexdigest()  # Redis names scripts so
+
+    def __call__(self, client, keys, args):
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a new or flushed server
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+_TAKE = _Script(_TAKE_LUA)
+_BLOCK = _Script(_BLOCK_LUA)
+_RESULT = _Script(_RESULT_LUA)
+
+
 class RedisBackend:
-    """The limiter state in Redis: a sorted set of grant times and a hash; every step one script.
+    """The limiter state in Redis: a sorted set of grant times and a hash; every step one script,
+    one round trip.
 
     Time is Redis's own clock (TIME), so web servers with slightly different clocks agree.
     """
@@ -166,16 +195,13 @@ class RedisBackend:
     def __init__(self, client, *, prefix: str = "portal:crazytel-ratelimit"):
         self.client = client
         self.prefix = prefix
-        self._take = client.register_script(_TAKE_LUA)
-        self._block = client.register_script(_BLOCK_LUA)
-        self._result = client.register_script(_RESULT_LUA)
 
     def _keys(self, key: str) -> tuple[str, str]:
         return f"{self.prefix}:{key}:grants", f"{self.prefix}:{key}:state"
 
     def take(self, key: str, *, capacity: int, window: float) -> Decision:
-        outcome, value, *failures = self._take(
-            keys=self._keys(key), args=[capacity, window, uuid.uuid4().hex]
+        outcome, value, *failures = _TAKE(
+            self.client, self._keys(key), (capacity, window, uuid.uuid4().hex)
         )
         outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
         if outcome == "granted":
@@ -184,19 +210,30 @@ class RedisBackend:
 
     def block(self, key: str, *, seconds: float | None, base: float, cap: float) -> float:
         args = ["" if seconds is None else seconds, base, cap, random.random(), BACKOFF_RESET_AFTER]  # noqa: S311 (jitter)
-        return float(self._block(keys=[self._keys(key)[1]], args=args))
+        return float(_BLOCK(self.client, (self._keys(key)[1],), args))
 
     def result(self, key: str, *, server_error: bool, threshold: int, cooloff: float) -> bool:
         args = [1 if server_error else 0, threshold, cooloff]
-        return bool(self._result(keys=[self._keys(key)[1]], args=args))
+        return bool(_RESULT(self.client, (self._keys(key)[1],), args))
 
     def reset(self, key: str) -> None:
         self.client.delete(*self._keys(key))
 
 
+_derived: tuple[str, hmac.HMAC] | None = None
+
+
 def key_id(api_key: str) -> str:
-    """The name of a key's limiter state: an HMAC of the key under a key derived from SECRET_KEY."""
-    return salted_hmac(KEY_SALT, api_key, algorithm="sha256").hexdigest()
+    """The name of a key's limiter state: an HMAC of the key under a key derived from SECRET_KEY
+    (django.utils.crypto.salted_hmac's, the derivation done once per SECRET_KEY, not per call)."""
+    global _derived
+    secret = settings.SECRET_KEY
+    if _derived is None or _derived[0] != secret:
+        derived = hashlib.sha256(force_bytes(KEY_SALT) + force_bytes(secret)).digest()
+        _derived = (secret, hmac.new(derived, digestmod=hashlib.sha256))
+    mac = _derived[1].copy()
+    mac.update(force_bytes(api_key))
+    return mac.hexdigest()
 
 
 class RateLimiter:

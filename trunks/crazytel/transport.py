@@ -1,15 +1,17 @@
-"""How the client reaches Crazytel: one pooled HTTP session per process, and the call's deadline on
-the wall clock for the status line and headers (trunks.crazytel.client reads the body within the same
-deadline). No credentials live here."""
+"""How the client reaches Crazytel: one pooled HTTP session per process, one call sent through
+requests' adapter (`send`), and the call's deadline on the wall clock for the status line and headers
+(trunks.crazytel.client reads the body within the same deadline). No credentials live here."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import heapq
+import http.client
 import http.cookiejar
 import itertools
 import os
+import re
 import socket
 import threading
 import time
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity, get_encoding_from_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -99,6 +103,74 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
+# A header line as most servers send it: a name (RFC 9110 allows no space or colon in it), a colon,
+# the value on the same line. Anything else goes to the standard parser.
+_PLAIN_HEADER = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
+
+
+def _parse_headers(fp) -> http.client.HTTPMessage:
+    """http.client.parse_headers, the same message for the same lines, without the email package's
+    parser when every line is a plain `Name: value` (that parser was a sixth of a call's CPU).
+    A folded line, a bare CR, a line with no name or anything else odd: the standard parser."""
+    lines = http.client._read_headers(fp)  # its limits on line length and count apply
+    message = http.client.HTTPMessage()
+    for line in lines[:-1]:  # (the last is the blank line, or b"" when the stream ended)
+        plain = _PLAIN_HEADER.fullmatch(line.decode("iso-8859-1"))
+        if plain is None:
+            return http.client._parse_header_lines(lines)
+        message.set_raw(plain[1], plain[2])
+    if lines and lines[-1] not in (b"\r\n", b"\n"):
+        return http.client._parse_header_lines(lines)
+    message.set_payload("")  # as the parser leaves it: nothing after the blank line
+    return message
+
+
+class _HTTPResponse(http.client.HTTPResponse):
+    """http.client's response, its head read by `_parse_headers`; `begin` is the standard one
+    (Python 3.12's) but for that line."""
+
+    def begin(self):
+        if self.headers is not None:
+            return
+        while True:  # until a response that is not 100 Continue
+            version, status, reason = self._read_status()
+            if status != http.client.CONTINUE:
+                break
+            http.client._read_headers(self.fp)
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = _parse_headers(self.fp)
+        transfer_encoding = self.headers.get("transfer-encoding")
+        self.chunked = bool(transfer_encoding and transfer_encoding.lower() == "chunked")
+        if self.chunked:
+            self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if (
+            status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED)
+            or 100 <= status < 200
+            or self._method == "HEAD"
+        ):
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+
 class DeadlineHeadMixin:
     """The status line and headers read within the call's deadline on the wall clock.
 
@@ -120,11 +192,11 @@ class DeadlineHeadMixin:
 
 
 class DeadlineHTTPConnection(DeadlineHeadMixin, HTTPConnection):
-    pass
+    response_class = _HTTPResponse
 
 
 class DeadlineHTTPSConnection(DeadlineHeadMixin, HTTPSConnection):
-    pass
+    response_class = _HTTPResponse
 
 
 class DeadlineHTTPConnectionPool(HTTPConnectionPool):
@@ -142,6 +214,21 @@ class DeadlineAdapter(HTTPAdapter):
             "http": DeadlineHTTPConnectionPool,
             "https": DeadlineHTTPSConnectionPool,
         }
+
+    def build_response(self, req, resp) -> requests.Response:
+        """requests' Response for urllib3's, without reading cookies from it (no call keeps one)
+        and with urllib3's headers as they are (already case-insensitive): read per call, copying
+        them and looking for cookies were a tenth of the client's CPU."""
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)
+        response.headers = getattr(resp, "headers", None) or CaseInsensitiveDict()
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url
+        response.request = req
+        response.connection = self
+        return response
 
 
 class _Session(requests.Session):
@@ -165,6 +252,69 @@ class _Session(requests.Session):
                 self._environments.clear()
             self._environments[key] = found
         return {**found, "proxies": dict(found["proxies"])}
+
+
+# Sent with every call (the caller's headers add to them). An answer is read as it comes (the
+# client's `_read_body`, urllib3 decoding nothing), so it must not come compressed.
+BASE_HEADERS = {"Accept-Encoding": "identity", "Connection": "keep-alive"}
+_URLS_MAX = 256
+_prepared_urls: dict[str, str] = {}
+
+
+def _prepared_url(url: str) -> str:
+    """`url` as requests sends it (checked, its host IDNA-encoded, quoted): once per URL."""
+    found = _prepared_urls.get(url)
+    if found is None:
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        found = prepared.url
+        if len(_prepared_urls) >= _URLS_MAX:
+            _prepared_urls.clear()
+        _prepared_urls[url] = found
+    return found
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: tuple[float, float],
+) -> requests.Response:
+    """One call through the session's adapter (requests' transport: its pool, TLS, proxies and
+    errors), streamed, never redirected.
+
+    `Session.request` does work per call whose outcome is the same on every portal call: merging
+    the session's headers, cookies, auth and hooks into a new request, looking for ~/.netrc
+    credentials (the key travels in its own header; no other credential is to be sent), putting
+    the answer's cookies in a jar whose policy refuses every cookie, and preparing a redirect that
+    is never followed. Here the request is built once, as `Session.prepare_request` would for
+    these arguments; the environment's proxy and CA settings come from the session (read once per
+    origin by `_Session`)."""
+    prepared = requests.PreparedRequest()
+    prepared.method = method
+    prepared.url = _prepared_url(url)
+    all_headers = CaseInsensitiveDict(BASE_HEADERS)
+    for header in headers.items():
+        check_header_validity(header)  # no line break smuggled into the request
+        all_headers[header[0]] = header[1]
+    if body is not None:
+        all_headers["Content-Length"] = str(len(body))
+    elif method not in ("GET", "HEAD"):
+        all_headers["Content-Length"] = "0"
+    prepared.headers = all_headers
+    prepared.body = body
+    environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    return session.get_adapter(prepared.url).send(
+        prepared,
+        stream=True,
+        timeout=timeout,
+        verify=environment["verify"],
+        cert=environment["cert"],
+        proxies=environment["proxies"],
+    )
 
 
 def _new_session() -> requests.Session:
