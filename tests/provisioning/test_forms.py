@@ -100,3 +100,31 @@ def test_a_bound_form_renders_its_values_and_errors_afresh(renderings):
     assert "Choose one of this account&#x27;s verified numbers." in caller
     assert 'aria-invalid="true"' in caller
     assert 'value="Front desk"' in description
+
+
+def test_the_number_choices_worked_out_once_are_each_forms_own_and_the_setters_own():
+    """The choices kept per list of numbers are what the fields' choices setters would store, and
+    one form changing its lists changes no other form's."""
+    first, second = TrunkCreateForm(numbers=NUMBERS), TrunkCreateForm(numbers=NUMBERS)
+    expected = TrunkCreateForm(numbers=NUMBERS)
+    caller_id = expected.fields["caller_id_number"]
+    caller_id.choices = [
+        ("", "Choose a number…"),
+        ("61298765432", "02 9876 5432 — Office"),
+        ("61412345678", "0412 345 678 — Ops mobile"),
+    ]
+    expected.fields["sms_sender"].widget.choices = [
+        ("", "None"),
+        ("61412345678", "0412 345 678 — Ops mobile"),
+    ]
+    for form in (first, second):
+        assert form.fields["caller_id_number"].choices == caller_id.choices
+        assert form.fields["caller_id_number"].widget.choices == caller_id.widget.choices
+        assert (
+            form.fields["sms_sender"].widget.choices == expected.fields["sms_sender"].widget.choices
+        )
+    first.fields["caller_id_number"].choices.append(("x", "x"))
+    first.fields["sms_sender"].widget.choices.clear()
+    assert ("x", "x") not in TrunkCreateForm(numbers=NUMBERS).fields["caller_id_number"].choices
+    assert second.fields["sms_sender"].widget.choices
+    assert TrunkCreateForm(numbers=OTHER).fields["caller_id_number"].choices[1][0] == "61387654321"

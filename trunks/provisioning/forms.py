@@ -2,9 +2,12 @@
 trunks.crazytel.contract), checked against the tenant's verified numbers and password rules, plus
 the form's own checks: its one-time token, the numbers being known, the attempt it retries."""
 
+from functools import lru_cache
+
 from django import forms
 from django.conf import settings
 from django.forms.boundfield import BoundField
+from django.utils.choices import normalize_choices
 
 from portal.forms import FieldsCopiedLightly, RenderedOnce
 from trunks.crazytel.contract import (
@@ -78,6 +81,22 @@ def _spec(name: str, **kwargs) -> dict:
     if spec.type is bool:
         found["initial"] = spec.default
     return found | kwargs
+
+
+@lru_cache(maxsize=256)
+def _number_choices(numbers: tuple[tuple[str, str], ...]) -> tuple[tuple, tuple]:
+    """The caller ID choices and the SMS sender choices (mobiles only) for these (number, label)
+    pairs, normalised as the fields' choices setters normalise them: worked out once per process
+    for each list of numbers (the form is built for every form view and every create)."""
+    caller_ids = [("", "Choose a number…")] + [
+        (number, number_display(number, label)) for number, label in numbers
+    ]
+    sms_senders = [("", "None")] + [
+        (number, number_display(number, label))
+        for number, label in numbers
+        if number_is_mobile_sender(number)
+    ]
+    return tuple(normalize_choices(caller_ids)), tuple(normalize_choices(sms_senders))
 
 
 def _flag(name: str, **kwargs) -> StrictBooleanField:
@@ -163,14 +182,11 @@ class TrunkCreateForm(forms.Form):
         self.retry_of_record: AuditRecord | None = None
         self.retry_of_refused = False
         self.fields["hide_caller_id"].warning = True
-        self.fields["caller_id_number"].choices = [("", "Choose a number…")] + [
-            (n.number, number_display(n.number, n.label)) for n in self.numbers
-        ]
-        self.fields["sms_sender"].widget.choices = [("", "None")] + [
-            (n.number, number_display(n.number, n.label))
-            for n in self.numbers
-            if number_is_mobile_sender(n.number)
-        ]
+        caller_ids, sms_senders = _number_choices(tuple((n.number, n.label) for n in self.numbers))
+        # What the choices setters store (normalised choices), each instance its own lists.
+        caller_id = self.fields["caller_id_number"]
+        caller_id._choices, caller_id.widget._choices = list(caller_ids), list(caller_ids)
+        self.fields["sms_sender"].widget._choices = list(sms_senders)
 
     def clean_password(self):
         value = self.cleaned_data["password"]

@@ -32,7 +32,7 @@ from .forms import TrunkCreateForm
 from .messages import TrunkError
 from .numbers import verified_numbers_get
 from .passwords import password_rules_json, trunk_password_generate
-from .rendered import trunk_form_fragment
+from .rendered import trunk_form_fragment, trunk_result_fragment
 from .selectors import (
     trunk_attempt_for_submission,
     trunk_attempt_get_for,
@@ -147,6 +147,21 @@ def _render(request: HttpRequest, context: dict, *, partial: str = "trunk-create
                 csrf_token=context["csrf_token"],
                 next_token=context["next_token"],
             )
+    elif (
+        partial == "trunk-create"
+        and result is not None
+        and tenant is not None
+        and not context["unavailable"]
+    ):
+        # The result panel (a success, or an earlier submission still pending) rendered once for
+        # what it shows, this result's values spliced in.
+        context["trunk_create_html"] = trunk_result_fragment(
+            result=result,
+            settings_shown=context["settings_shown"],
+            sip=context["sip"],
+            audit_url=context["audit_url"],
+            attempt_url=context["attempt_url"],
+        )
     if request.htmx:
         template = f"{TEMPLATE}#{partial}"
     else:
