@@ -30,6 +30,7 @@ from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
+from portal.cache import cache_get_many
 from portal.sessions import SESSION_USERS, user_cache_keys
 from trunks.reads import CompiledRead
 
@@ -101,7 +102,7 @@ def user_from_session(request):
         if prefetched is not None and prefetched[0] == user_id:
             found = prefetched[1]
         else:
-            found = cache.get_many([generation_key, user_key])
+            found = cache_get_many(cache, [generation_key, user_key])
         generation = found.get(generation_key)
         if generation is None:
             cache.add(generation_key, uuid.uuid4().hex, None)
