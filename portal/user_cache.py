@@ -15,6 +15,7 @@ row does not match the session exactly (and ends the session if it must). Withou
 (USER_CACHE off) every page reads the row that way: its statement compiled once, not per page.
 """
 
+import functools
 import logging
 import uuid
 
@@ -41,8 +42,14 @@ logger = logging.getLogger(__name__)
 USER_CACHE_SECONDS = 60
 
 
-def _fields() -> list[str]:
-    return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+def _fields() -> tuple[str, ...]:
+    return _fields_of(get_user_model())
+
+
+@functools.cache
+def _fields_of(model) -> tuple[str, ...]:
+    """What a copy keeps of `model`'s row: its fields but the password hash (once per model)."""
+    return tuple(f.attname for f in model._meta.concrete_fields if f.attname != "password")
 
 
 # The user row with every field (the password hash too: the session's auth hash is an HMAC of it),
