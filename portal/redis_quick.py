@@ -25,6 +25,10 @@ class ReplyError(RedisConnectionError):
     """The reply was not one MGET reply of the expected length."""
 
 
+class ConnectionClosed(RedisConnectionError):
+    """The server closed the connection (or it broke) before the reply came."""
+
+
 def mget_packed(keys: list[bytes]) -> bytes:
     """MGET of `keys` in Redis's protocol (RESP)."""
     parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(keys) + 1)]
@@ -87,6 +91,7 @@ class QuickMget:
         self._lock = threading.Lock()
 
     def _connection(self):
+        """An idle connection (and True), or a new one (and False)."""
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
@@ -94,16 +99,29 @@ class QuickMget:
                     self._idle = []
                     self._pid = os.getpid()
         try:
-            return self._idle.pop()
+            return self._idle.pop(), True
         except IndexError:
             pool = self._connection_pool_for()
             connection = pool.connection_class(**pool.connection_kwargs)
             connection.connect()
-            return connection
+            return connection, False
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        """Each key's raw value (None if missing), in order."""
-        connection = self._connection()
+        """Each key's raw value (None if missing), in order. A kept connection the server has
+        closed meanwhile (its idle timeout, a restart) is tried once more on a new one: MGET
+        changes nothing, so asking again is safe."""
+        connection, kept = self._connection()
+        try:
+            return self._asked(connection, keys)
+        except TimeoutError:
+            raise  # a server that does not answer is not asked twice
+        except (OSError, ConnectionClosed):
+            if not kept:
+                raise
+        connection, _ = self._connection()
+        return self._asked(connection, keys)
+
+    def _asked(self, connection, keys: list[bytes]) -> list[bytes | None]:
         try:
             sock = connection._sock
             sock.sendall(mget_packed(keys))
@@ -111,7 +129,7 @@ class QuickMget:
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:
-                    raise ReplyError("connection closed by the server")
+                    raise ConnectionClosed("connection closed by the server")
                 buffer += chunk
                 values = mget_reply_parsed(buffer, len(keys))
                 if values is not None:

@@ -98,3 +98,30 @@ def test_cache_get_many_is_djangos_for_other_caches():
     cache = LocMemCache("quick-test", {})
     cache.set("a", 1)
     assert cache_get_many(cache, ["a", "b"]) == {"a": 1}
+
+
+def test_a_kept_connection_that_broke_meanwhile_is_asked_again_on_a_new_one(redis_cache):
+    import socket
+
+    redis_cache.set("a", 1, 30)
+    redis_cache.get_many_quick(["a"])
+    quick = redis_cache._cache._quick
+    (kept,) = quick._idle
+    kept._sock.shutdown(socket.SHUT_RDWR)  # as if the server had closed it while it was idle
+    assert redis_cache.get_many_quick(["a"]) == {"a": 1}
+    assert kept._sock is None and quick._idle[0] is not kept
+
+
+def test_a_new_connection_that_fails_is_not_asked_again(redis_cache, monkeypatch):
+    from portal.redis_quick import ConnectionClosed
+
+    asked = []
+
+    def closed(self, connection, keys):
+        asked.append(connection)
+        raise ConnectionClosed("closed")
+
+    monkeypatch.setattr("portal.redis_quick.QuickMget._asked", closed)
+    with pytest.raises(ConnectionClosed):
+        redis_cache.get_many_quick(["a"])
+    assert len(asked) == 1
