@@ -37,6 +37,25 @@ HTTP_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60),
 )
 
+# Each (route, method, status)'s counter and latency series, as labels() returns them: looked up
+# here once, not through labels()' checks and lock on every request. prometheus-client keeps a
+# series for good once made (nothing here removes one), so the two always name the same.
+_HTTP_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def http_request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration (portal.middleware.RequestIdMiddleware)."""
+    key = (route, method, status)
+    series = _HTTP_SERIES.get(key)
+    if series is None:
+        series = _HTTP_SERIES[key] = (
+            HTTP_REQUESTS.labels(route=route, method=method, status=str(status)),
+            HTTP_LATENCY.labels(route=route, method=method),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
+
+
 # --- Crazytel (recorded by the client) ----------------------------------------------------------
 
 # What became of one call: its status class, or why there was no status.

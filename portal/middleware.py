@@ -2,9 +2,9 @@
 redirects, the second factor, open invitations."""
 
 import logging
+import secrets
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from urllib.parse import urlencode
 
@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from portal.clientip import client_ip_from
 from portal.logs import request_id_bind, request_id_reset
-from portal.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from portal.metrics import http_request_observe
 from trunks.accounts.second_factor import second_factor_enrolled, second_factor_needed
 
 request_logger = logging.getLogger("portal.request")
@@ -112,7 +112,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         started = time.perf_counter()
-        request.request_id = uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID (a fifth of the cost).
+        request.request_id = secrets.token_hex(16)
         request.client_ip = client_ip_from(request)
         token = request_id_bind(request.request_id)
         try:
@@ -167,14 +168,15 @@ def request_observe(request, response, *, seconds: float) -> None:
     """Log and count one answered request."""
     route = _route(request)
     status = response.status_code
-    HTTP_REQUESTS.labels(route=route, method=request.method, status=str(status)).inc()
-    HTTP_LATENCY.labels(route=route, method=request.method).observe(seconds)
+    http_request_observe(route=route, method=request.method, status=status, seconds=seconds)
     if status >= 500:
         level = logging.ERROR
     elif route in QUIET_ROUTES:
         level = logging.DEBUG
     else:
         level = logging.INFO
+    if not request_logger.isEnabledFor(level):
+        return  # the line's fields (and the user's id) are not worked out for nothing
     fields = {
         "method": request.method,
         "route": route,

@@ -23,6 +23,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS
 from django.db import router
 from django.utils import timezone
 
+from portal.cache import cache_get_many
 from trunks.reads import CompiledRead
 
 
@@ -93,14 +94,16 @@ class SessionStore(CompiledSessionRead, cached_db.SessionStore):
             or not settings.USER_CACHE
             or settings.SESSION_CACHE_ALIAS != DEFAULT_CACHE_ALIAS
         ):
-            return super().load()
-        keys = user_cache_keys(user_id)
+            user_keys = ()
+        else:
+            user_keys = user_cache_keys(user_id)
         try:
-            found = self._cache.get_many([self.cache_key, *keys])
+            found = cache_get_many(self._cache, [self.cache_key, *user_keys])
         except Exception:
             return super().load()  # as cached_db: an unreadable cache reads the row
         data = found.get(self.cache_key)
         if data is None:
             return super().load()  # not in the cache: the row, as cached_db reads it
-        self.user_prefetched = (user_id, {key: found[key] for key in keys if key in found})
+        if user_keys:
+            self.user_prefetched = (user_id, {key: found[key] for key in user_keys if key in found})
         return data

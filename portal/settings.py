@@ -99,7 +99,8 @@ MIDDLEWARE = [
     "portal.middleware.AbsoluteSessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Django's, each policy's header text built once (portal/csp.py).
+    "portal.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.middleware.HtmxLoginRedirectMiddleware",
     # A password someone else chose must be replaced before anything else (portal.password_change).

@@ -15,6 +15,7 @@ row does not match the session exactly (and ends the session if it must). Withou
 (USER_CACHE off) every page reads the row that way: its statement compiled once, not per page.
 """
 
+import functools
 import logging
 import uuid
 
@@ -30,6 +31,7 @@ from django.dispatch import receiver
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
+from portal.cache import cache_get_many
 from portal.sessions import SESSION_USERS, user_cache_keys
 from trunks.reads import CompiledRead
 
@@ -40,8 +42,14 @@ logger = logging.getLogger(__name__)
 USER_CACHE_SECONDS = 60
 
 
-def _fields() -> list[str]:
-    return [f.attname for f in get_user_model()._meta.concrete_fields if f.attname != "password"]
+def _fields() -> tuple[str, ...]:
+    return _fields_of(get_user_model())
+
+
+@functools.cache
+def _fields_of(model) -> tuple[str, ...]:
+    """What a copy keeps of `model`'s row: its fields but the password hash (once per model)."""
+    return tuple(f.attname for f in model._meta.concrete_fields if f.attname != "password")
 
 
 # The user row with every field (the password hash too: the session's auth hash is an HMAC of it),
@@ -101,7 +109,7 @@ def user_from_session(request):
         if prefetched is not None and prefetched[0] == user_id:
             found = prefetched[1]
         else:
-            found = cache.get_many([generation_key, user_key])
+            found = cache_get_many(cache, [generation_key, user_key])
         generation = found.get(generation_key)
         if generation is None:
             cache.add(generation_key, uuid.uuid4().hex, None)

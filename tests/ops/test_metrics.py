@@ -204,7 +204,14 @@ def _defined_names() -> set[str]:
         names.add(family.name)
         names.update(s.name for s in family.samples)
     names.add("portal_audit_unknown_open")
-    for counter in (metrics.UPSTREAM_CALLS, metrics.LIMITER_WAITS, metrics.LIMITER_REFUSALS):
+    # Defined whether or not this process has counted anything yet (run alone, it had not).
+    counters = (
+        metrics.HTTP_REQUESTS,
+        metrics.UPSTREAM_CALLS,
+        metrics.LIMITER_WAITS,
+        metrics.LIMITER_REFUSALS,
+    )
+    for counter in counters:
         names.add(counter._name + "_total")
     for histogram in (metrics.UPSTREAM_LATENCY, metrics.LIMITER_WAIT_SECONDS, metrics.HTTP_LATENCY):
         names.update(histogram._name + suffix for suffix in ("_bucket", "_count", "_sum"))
@@ -221,3 +228,13 @@ def test_the_alert_rules_use_only_metrics_the_portal_defines(db):
         used = set(re.findall(r"\bportal_[a-z_]+", rule["expr"]))
         assert used, rule["alert"]
         assert used <= defined, f"{rule['alert']} uses undefined {used - defined}"
+
+
+def test_a_request_is_counted_in_the_series_labels_names():
+    series = metrics.HTTP_REQUESTS.labels(route="bench-probe", method="GET", status="204")
+    latency = metrics.HTTP_LATENCY.labels(route="bench-probe", method="GET")
+    before, before_sum = series._value.get(), latency._sum.get()
+    for _ in range(2):
+        metrics.http_request_observe(route="bench-probe", method="GET", status=204, seconds=0.5)
+    assert series._value.get() - before == 2
+    assert latency._sum.get() - before_sum == 1.0

@@ -92,23 +92,30 @@ def test_without_the_cache_the_user_is_read_from_the_database(
         raise ConnectionError("cache down")
 
     monkeypatch.setattr(cache, "get_many", broken)
+    if hasattr(cache, "get_many_quick"):  # the Redis cache's quick read (portal.redis_quick)
+        monkeypatch.setattr(cache, "get_many_quick", broken)
     response, queries = _user_queries(client)
     assert response.status_code == 200 and len(queries) == 1
 
 
 def _get_many_keys(monkeypatch) -> list[list[str]]:
-    """The keys of every get_many() on the default cache, from now on."""
+    """The keys of every get_many() (or the Redis cache's get_many_quick()) on the default cache,
+    from now on."""
     from django.core.cache import caches
 
     calls: list[list[str]] = []
     backend = type(caches["default"])
-    original = backend.get_many
 
-    def get_many(self, keys, *args, **kwargs):
-        calls.append([str(k) for k in keys])
-        return original(self, keys, *args, **kwargs)
+    def recording(original):
+        def recorded(self, keys, *args, **kwargs):
+            calls.append([str(k) for k in keys])
+            return original(self, keys, *args, **kwargs)
 
-    monkeypatch.setattr(backend, "get_many", get_many)
+        return recorded
+
+    for name in ("get_many", "get_many_quick"):
+        if hasattr(backend, name):
+            monkeypatch.setattr(backend, name, recording(getattr(backend, name)))
     return calls
 
 
