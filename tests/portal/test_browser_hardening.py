@@ -380,8 +380,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     # markup, with this request's CSRF and submission tokens, escaped, in place of its marks.
     (
         "trunks/provisioning/rendered.py",
-        "return mark_safe(html)  # noqa: S308 (the template engine's markup, the tokens escaped)",
-    ): "the form's fragment: the template engine's markup, the tokens escaped",
+        'return mark_safe("".join(spliced))  # noqa: S308 (the template\'s markup, values escaped)',
+    ): "the form's fragment and a create's result panel: the template engine's markup between "
+    "marks, each request's values escaped as {{ value }} escapes them (_escaped)",
 }
 
 
