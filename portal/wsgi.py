@@ -10,6 +10,10 @@ import os
 from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
 
+from portal.runtime import process_settle
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 application = get_wsgi_application()
 call_command("check")
+# What the worker serves with is loaded: out of the garbage collector's way (portal/runtime.py).
+process_settle()

@@ -58,6 +58,11 @@ def django_setup() -> None:
     settings.ROOT_URLCONF = "tests.bench.urls"
     clear_url_caches()
     set_urlconf(None)
+    # As a production server's worker settles once loaded (portal/wsgi.py): the in-process
+    # figures and their same-run references both run with it.
+    from portal.runtime import process_settle
+
+    process_settle()
 
 
 def collect_static() -> None:

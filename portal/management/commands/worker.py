@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
+from portal.runtime import process_settle
 from portal.scheduler import SchedulerThread
 
 
@@ -39,4 +40,6 @@ class Command(DbWorkerCommand):
         in_worker_process = not options["reload"] or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
         if scheduler and in_worker_process:
             SchedulerThread(tick=scheduler_tick or settings.TASKS_SCHEDULER_TICK).start()
+        if in_worker_process:
+            process_settle()  # out of the garbage collector's way (portal/runtime.py)
         super().handle(*args, **options)
