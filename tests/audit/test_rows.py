@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.functional import lazy
 
 from trunks.models import AuditRecord, AuditStatus, RateLimitBucket, Tenant, Trunk
-from trunks.rows import _insert, _params, db_value
+from trunks.rows import _insert, _params, db_converter
 
 pytestmark = pytest.mark.django_db
 
@@ -70,5 +70,56 @@ def test_db_value_is_get_db_prep_save():
     for name in ("status", "error_message", "duration_ms", "finished_at", "response", "trunk_id"):
         field = AuditRecord._meta.get_field(name)
         value = getattr(record, field.attname)
-        ours, orms = db_value(field, value, connection), field.get_db_prep_save(value, connection)
-        assert _comparable([ours]) == _comparable([orms])
+        ours = db_converter(field, connection)(value)
+        assert _comparable([ours]) == _comparable([field.get_db_prep_save(value, connection)])
+
+
+class _Text(str):
+    pass
+
+
+# Values of each kind a field may be given: the converter's own types, None, and others that take
+# the field's methods (a str for an int, a naive or a subclassed datetime, a UUID as text, a lazy
+# string, a str subclass, a JSON scalar).
+_VALUES = {
+    "uuid": [uuid.UUID(int=7), "00000000-0000-0000-0000-000000000007", None],
+    "tenant": [3, "3", None],
+    "actor": [5, None],
+    "status": ["pending", AuditStatus.SUCCEEDED, _Text("failed"), lazy_text(), None],
+    "upstream_status": [201, "201", True, None],
+    "duration_ms": [0, 2**31 - 1, "7", None],
+    "chain_seq": [2**40, None],
+    "started_at": [
+        timezone.now(),
+        timezone.now().replace(tzinfo=None),
+        timezone.localtime(timezone.now()),
+        None,
+    ],
+    "data": [{"a": [1, 2.5, None, True]}, [1, "x"], "scalar", 3, None],
+    "response": [{"id": 9}, None],
+    "client_ip": ["2001:0DB8::1", "127.0.0.1", None],
+    "related": [11, None],
+}
+_TRUNK_VALUES = {
+    "enabled": [True, False, 1, None],
+    "version": [1, "2"],
+    "created_at": [timezone.now()],
+    "requested": [{"enabled": False}, None],
+    "created_record": [4, None],
+}
+
+
+@pytest.mark.parametrize("model, values", [(AuditRecord, _VALUES), (Trunk, _TRUNK_VALUES)])
+def test_each_fields_converter_gives_what_get_db_prep_save_gives(model, values):
+    import warnings
+
+    for name, cases in values.items():
+        field = model._meta.get_field(name)
+        convert = db_converter(field, connection)
+        for value in cases:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a naive datetime's warning, either way
+                expected = _comparable([field.get_db_prep_save(value, connection)])
+                ours = _comparable([convert(value)])
+            assert ours == expected, (name, value)
+            assert [type(v) for v in ours] == [type(v) for v in expected], (name, value)
