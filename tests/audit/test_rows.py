@@ -123,3 +123,55 @@ def test_each_fields_converter_gives_what_get_db_prep_save_gives(model, values):
                 ours = _comparable([convert(value)])
             assert ours == expected, (name, value)
             assert [type(v) for v in ours] == [type(v) for v in expected], (name, value)
+
+
+def _fields_and_state(instance):
+    # Not the pickling protocol's version mark, which copy.copy() leaves in a copy's __dict__.
+    values = {k: v for k, v in instance.__dict__.items() if k not in ("_state", "_django_version")}
+    state = instance._state
+    # The related-object cache copied: a state that goes clears its own.
+    return values, (state.adding, state.db, dict(state.fields_cache))
+
+
+def test_a_new_row_is_what_the_models_constructor_makes():
+    from django.contrib.auth import get_user_model
+
+    from trunks.rows import row_new
+
+    tenant = Tenant(id=3, name="Acme", slug="acme")
+    actor = get_user_model()(id=8, username="bob")
+    now = timezone.now()
+    common = dict(kind="trunk_create", tenant_name="Acme", status=AuditStatus.PENDING)
+    for user in (actor, None):
+        token = uuid.uuid4()
+        orms = AuditRecord(**common, uuid=token, tenant=tenant, actor=user, started_at=now)
+        ours = row_new(
+            AuditRecord,
+            {**common, "uuid": token, "tenant_id": 3, "actor_id": user and 8, "started_at": now},
+            related={"tenant": tenant, "actor": user},
+        )
+        assert _fields_and_state(ours) == _fields_and_state(orms)
+    # Defaults: a callable's called for each row (a fresh dict, a fresh uuid), a value shared.
+    first, second = row_new(AuditRecord, {}), row_new(AuditRecord, {})
+    assert (first.data, first.status, first.response) == ({}, AuditStatus.PENDING, None)
+    assert first.data is not second.data and first.uuid != second.uuid
+    trunk = row_new(Trunk, {"tenant_id": 3, "username": "CT1", "created_at": now})
+    orms = Trunk(tenant_id=3, username="CT1", created_at=now)
+    assert _fields_and_state(trunk) == _fields_and_state(orms)
+    with pytest.raises(TypeError, match="no field"):
+        row_new(Trunk, {"tenant": tenant})
+
+
+def test_a_copied_row_is_what_copy_makes_and_leaves_the_original_as_it_was():
+    import copy
+
+    from trunks.rows import row_copy
+
+    record = _record()
+    record.pk = 12
+    record._state.adding = False
+    ours, theirs = row_copy(record), copy.copy(record)
+    assert _fields_and_state(ours) == _fields_and_state(theirs)
+    ours.status = AuditStatus.SUCCEEDED
+    ours._state.fields_cache["tenant"] = None
+    assert record.status == AuditStatus.PENDING and record.tenant.name == "Acme"

@@ -20,7 +20,6 @@ On PostgreSQL the finishing UPDATE carries the row that commits with it (a creat
 same statement, and a finishing that is one statement runs without BEGIN and COMMIT.
 """
 
-import copy
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -33,7 +32,14 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
-from trunks.rows import row_converters, row_insert, row_insert_returning, row_insert_statement
+from trunks.rows import (
+    row_converters,
+    row_copy,
+    row_insert,
+    row_insert_returning,
+    row_insert_statement,
+    row_new,
+)
 
 from .cache import audit_cache_invalidate
 from .chain import record_hash_compute
@@ -107,10 +113,14 @@ def _sealed_write(
                 raise
 
 
+def _signed_in(actor):
+    """The actor recorded: a signed-in user, or None (a job, an anonymous request)."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
 def _actor_fields(actor) -> dict[str, Any]:
-    if actor is None or not getattr(actor, "is_authenticated", False):
-        return {"actor": None, "actor_username": ""}
-    return {"actor": actor, "actor_username": actor.get_username()}
+    actor = _signed_in(actor)
+    return {"actor": actor, "actor_username": actor.get_username() if actor is not None else ""}
 
 
 def audit_event_record(
@@ -169,31 +179,37 @@ def audit_attempt_start(
     submission's result instead of calling Crazytel again.
     """
     assert "password" not in data, "the password is never recorded"
-    record = AuditRecord(
-        kind=kind,
-        tenant=tenant,
-        tenant_name=tenant.name,
-        **_actor_fields(actor),
-        **request_meta(request),
-        data=data,
-        trunk_username=trunk_username,
-        trunk_id=trunk_id,
-        caller_id_number=str(data.get("caller_id_number", ""))[:32],
-        description=str(data.get("description", ""))[:255],
-        status=AuditStatus.PENDING,
-        submission_token=submission_token,
-        related=related,
-        started_at=timezone.now(),
+    actor = _signed_in(actor)
+    record = row_new(
+        AuditRecord,
+        {
+            "kind": kind,
+            "tenant_id": tenant.pk,
+            "tenant_name": tenant.name,
+            "actor_id": actor.pk if actor is not None else None,
+            "actor_username": actor.get_username() if actor is not None else "",
+            **request_meta(request),
+            "data": data,
+            "trunk_username": trunk_username,
+            "trunk_id": trunk_id,
+            "caller_id_number": str(data.get("caller_id_number", ""))[:32],
+            "description": str(data.get("description", ""))[:255],
+            "status": AuditStatus.PENDING,
+            "submission_token": submission_token,
+            "related_id": related.pk if related is not None else None,
+            "started_at": timezone.now(),
+        },
+        related={"tenant": tenant, "actor": actor, "related": related},
     )
     record._monotonic_start = time.monotonic()
-    head_sql, tenant = _head_sql(connection.vendor), [record.tenant_id]
+    head_sql, tenant_id = _head_sql(connection.vendor), [tenant.pk]
     if connection.in_atomic_block:
         # In the caller's transaction: a savepoint, so a used token leaves that transaction usable.
         with transaction.atomic():
-            head = row_insert_returning(record, also=head_sql, also_params=tenant * 2)
+            head = row_insert_returning(record, also=head_sql, also_params=tenant_id * 2)
     else:
         # One statement, committed by itself before anything goes upstream.
-        head = row_insert_returning(record, also=head_sql, also_params=tenant * 2)
+        head = row_insert_returning(record, also=head_sql, also_params=tenant_id * 2)
     # The chain's head as this INSERT saw it: audit_attempt_finish's first guess.
     record._chain_head = head if head[0] is not None else None
     # No audit cache bump here: the cached figures take an attempt into account when it is final
@@ -229,7 +245,7 @@ def audit_attempt_finish(
     they are two, in one transaction.
     """
     assert status != AuditStatus.PENDING
-    fresh = copy.copy(record)  # the caller's pending record stays as it was
+    fresh = row_copy(record)  # the caller's pending record stays as it was
     now = timezone.now()
     fresh.status = status
     fresh.upstream_status = upstream_status
