@@ -393,3 +393,29 @@ def test_a_final_attempt_is_refused_whatever_head_it_guesses(tenant_a, alice):
             audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
     assert AuditRecord.objects.get(pk=pending.pk).status == AuditStatus.SUCCEEDED
     assert "OK:" in _verify()
+
+
+def test_an_attempt_costs_the_cache_one_write_once_final_and_no_read(
+    tenant_a, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The head comes from the database (the pending INSERT), so the writer reads nothing from the
+    cache; the figures computed from records are dropped by one write, after the commit."""
+    from django.core.cache import cache
+
+    from trunks.audit import cache as audit_cache
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(cache, name)
+
+    monkeypatch.setattr(audit_cache, "cache", Counting())
+    audit_attempt(tenant=tenant_a, actor=alice)
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    calls.clear()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+        assert calls == []  # nothing before the commit
+    assert (len(callbacks), calls) == (1, ["set_many"])
