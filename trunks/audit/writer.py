@@ -32,6 +32,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
+from trunks.reads import CompiledRead
 from trunks.rows import (
     row_converters,
     row_copy,
@@ -56,14 +57,22 @@ def request_meta(request: HttpRequest | None) -> dict[str, Any]:
     }
 
 
+# The chain's head: (chain_seq, record_hash) of the tenant's last sealed record (compiled once: read
+# whenever a guessed head was wrong, e.g. many people of one tenant creating at once).
+_CHAIN_HEAD = CompiledRead(
+    lambda tenant_id: (
+        AuditRecord.objects.filter(tenant_id=tenant_id, chain_seq__isnull=False)
+        .order_by("-chain_seq")
+        .values_list("chain_seq", "record_hash")[:1]
+    ),
+    arguments=1,
+)
+
+
 def _seal(record: AuditRecord) -> None:
     """Give a final record the next place in its tenant's chain (as last read)."""
-    last = (
-        AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq__isnull=False)
-        .order_by("-chain_seq")
-        .values_list("chain_seq", "record_hash")
-        .first()
-    )
+    found = _CHAIN_HEAD.rows(record.tenant_id)
+    last = found[0] if found else None
     record.chain_seq = (last[0] + 1) if last else 1
     record.prev_hash = last[1] if last else ""
     record.record_hash = record_hash_compute(record)
@@ -235,13 +244,13 @@ def audit_attempt_finish(
     no transaction of its own around this.
 
     One UPDATE of the finishing fields (after one read of the chain's head, unless the head the
-    pending INSERT saw is still the head: see the module's docstring), which applies only while the row is still pending:
-    a second finisher (the pending sweeper, a retried request) waits for the first's row lock, then
-    finds it final and is refused (ValueError), and the seal it computed is rolled back with it.
-    The rest of a pending row is what `record` holds (a pending row changes only here), so it is
-    not read again. On PostgreSQL the UPDATE and the row's INSERT are one statement (a
-    data-modifying WITH whose INSERT runs only if the UPDATE applied): on the remembered head,
-    finishing is one round trip, without BEGIN and COMMIT. SQLite has no such statement: there
+    pending INSERT saw is still the head: see the module's docstring), which applies only while
+    the row is still pending: a second finisher (the pending sweeper, a retried request) waits
+    for the first's row lock, then finds it final and is refused (ValueError), and the seal it
+    computed is rolled back with it. The rest of a pending row is what `record` holds (a pending
+    row changes only here), so it is not read again. On PostgreSQL the UPDATE and the row's
+    INSERT are one statement (a data-modifying WITH whose INSERT runs only if the UPDATE
+    applied): on the guessed head, finishing is one round trip, without BEGIN and COMMIT. SQLite has no such statement: there
     they are two, in one transaction.
     """
     assert status != AuditStatus.PENDING
