@@ -327,26 +327,33 @@ def test_finishing_an_attempt_already_final_is_refused_and_changes_nothing(tenan
     assert "OK:" in _verify()
 
 
-# --- the remembered chain head (trunks.audit.cache.audit_chain_head_hint) -------------------------
+# --- the head the pending INSERT saw (audit_attempt_start → audit_attempt_finish) ---------------
 
 
-def _remember_head(tenant, seq, record_hash):
-    from django.core.cache import cache
+def test_the_pending_insert_returns_the_chains_head_in_the_same_statement(tenant_a, alice):
+    from django.test.utils import CaptureQueriesContext
 
-    cache.set(f"audit:chain-head:{tenant.pk}", (seq, record_hash), None)
+    assert audit_attempt(tenant=tenant_a, actor=alice, status="pending")._chain_head is None
+    last = audit_attempt(tenant=tenant_a, actor=alice)
+    with CaptureQueriesContext(connection) as queries:
+        pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    statements = [q["sql"] for q in queries.captured_queries if "trunks_auditrecord" in q["sql"]]
+    assert [s.split()[0] for s in statements] == ["INSERT"], statements  # in the test's savepoint
+    assert pending._chain_head == (last.chain_seq, last.record_hash)
 
 
 @pytest.mark.parametrize("guess", ["an older record", "a wrong hash", "a position not there"])
-def test_a_wrong_remembered_head_costs_a_read_never_the_chain(tenant_a, alice, guess):
+def test_a_head_sealed_past_since_the_pending_insert_costs_a_read_never_the_chain(
+    tenant_a, alice, guess
+):
     first = audit_attempt(tenant=tenant_a, actor=alice)
     second = audit_attempt(tenant=tenant_a, actor=alice)
-    seq, record_hash = {
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    pending._chain_head = {
         "an older record": (first.chain_seq, first.record_hash),
         "a wrong hash": (second.chain_seq, "0" * 64),
         "a position not there": (second.chain_seq + 5, second.record_hash),
     }[guess]
-    _remember_head(tenant_a, seq, record_hash)
-    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
     assert (done.chain_seq, done.prev_hash) == (second.chain_seq + 1, second.record_hash)
     stored = AuditRecord.objects.get(pk=done.pk)
@@ -354,11 +361,20 @@ def test_a_wrong_remembered_head_costs_a_read_never_the_chain(tenant_a, alice, g
     assert "OK:" in _verify()
 
 
-def test_the_remembered_head_is_used_when_it_is_the_head(tenant_a, alice):
+def test_an_attempt_finishes_after_another_sealed_since_its_pending_insert(tenant_a, alice):
+    """The head its INSERT saw is no longer the head: the finish reads it and seals after it."""
+    earlier = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    later = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    first = audit_attempt_finish(record=later, status=AuditStatus.FAILED)
+    done = audit_attempt_finish(record=earlier, status=AuditStatus.SUCCEEDED)
+    assert (done.chain_seq, done.prev_hash) == (first.chain_seq + 1, first.record_hash)
+    assert "OK:" in _verify()
+
+
+def test_the_head_the_pending_insert_saw_is_used_when_it_is_the_head(tenant_a, alice):
     from django.test.utils import CaptureQueriesContext
 
     last = audit_attempt(tenant=tenant_a, actor=alice)
-    _remember_head(tenant_a, last.chain_seq, last.record_hash)
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     with CaptureQueriesContext(connection) as queries:
         done = audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
@@ -368,11 +384,38 @@ def test_the_remembered_head_is_used_when_it_is_the_head(tenant_a, alice):
     assert "OK:" in _verify()
 
 
-def test_a_final_attempt_is_refused_whatever_head_is_remembered(tenant_a, alice):
+def test_a_final_attempt_is_refused_whatever_head_it_guesses(tenant_a, alice):
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     done = audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
-    _remember_head(tenant_a, done.chain_seq, done.record_hash)
-    with pytest.raises(ValueError, match="final already"):
-        audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
+    for guess in [None, (done.chain_seq, done.record_hash)]:
+        pending._chain_head = guess
+        with pytest.raises(ValueError, match="final already"):
+            audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
     assert AuditRecord.objects.get(pk=pending.pk).status == AuditStatus.SUCCEEDED
     assert "OK:" in _verify()
+
+
+def test_an_attempt_costs_the_cache_one_write_once_final_and_no_read(
+    tenant_a, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The head comes from the database (the pending INSERT), so the writer reads nothing from the
+    cache; the figures computed from records are dropped by one write, after the commit."""
+    from django.core.cache import cache
+
+    from trunks.audit import cache as audit_cache
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(cache, name)
+
+    monkeypatch.setattr(audit_cache, "cache", Counting())
+    audit_attempt(tenant=tenant_a, actor=alice)
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    calls.clear()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        audit_attempt_finish(record=pending, status=AuditStatus.SUCCEEDED)
+        assert calls == []  # nothing before the commit
+    assert (len(callbacks), calls) == (1, ["set_many"])

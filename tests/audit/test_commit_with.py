@@ -4,7 +4,6 @@ never for an attempt that was final already, and on PostgreSQL in the finishing 
 import types
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, transaction
 
 from tests.factories import audit_attempt
@@ -12,10 +11,6 @@ from trunks.audit import writer
 from trunks.audit.chain import audit_chain_verify
 from trunks.lifecycle.records import trunk_row_from_attempt
 from trunks.models import AuditRecord, AuditStatus, Trunk
-
-
-def _remember_head(tenant, seq, record_hash):
-    cache.set(f"audit:chain-head:{tenant.pk}", (seq, record_hash), None)
 
 
 def _trunk(username):
@@ -34,9 +29,9 @@ def _succeeded_with_trunk(record, username):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    "guess", ["the head", "an older record", "a wrong hash", "nothing remembered"]
+    "guess", ["the head", "an older record", "a wrong hash", "nothing guessed"]
 )
-def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_remembered(
+def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_guessed(
     tenant_a, alice, guess
 ):
     """Outside a test transaction, as in production: after a refused guess (the older record's
@@ -45,15 +40,12 @@ def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_remember
     (That a refused statement adds no Trunk is test_an_attempt_final_already_adds_no_trunk's.)"""
     older = audit_attempt(tenant=tenant_a, actor=alice)
     last = audit_attempt(tenant=tenant_a, actor=alice)
-    cache.delete(f"audit:chain-head:{tenant_a.pk}")
-    guesses = {
+    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    pending._chain_head = {
         "the head": (last.chain_seq, last.record_hash),
         "an older record": (older.chain_seq, older.record_hash),
         "a wrong hash": (last.chain_seq, "0" * 64),
-    }
-    if guess in guesses:
-        _remember_head(tenant_a, *guesses[guess])
-    pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
+    }.get(guess)
     done = _succeeded_with_trunk(pending, "CT700700")
     assert (done.chain_seq, done.prev_hash) == (last.chain_seq + 1, last.record_hash)
     trunk = Trunk.objects.get()
@@ -65,14 +57,11 @@ def test_the_trunk_is_added_once_with_the_final_record_whatever_head_is_remember
 # Outside a test transaction, as in production: a finishing statement that is refused is not
 # rolled back by a savepoint around it (there is none), so what it wrote would stay.
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("remembered", [True, False], ids=["head remembered", "head read"])
-def test_an_attempt_final_already_adds_no_trunk(tenant_a, alice, remembered):
+@pytest.mark.parametrize("guessed", [True, False], ids=["head guessed", "head read"])
+def test_an_attempt_final_already_adds_no_trunk(tenant_a, alice, guessed):
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     done = writer.audit_attempt_finish(record=pending, status=AuditStatus.FAILED)
-    if remembered:
-        _remember_head(tenant_a, done.chain_seq, done.record_hash)
-    else:
-        cache.delete(f"audit:chain-head:{tenant_a.pk}")
+    pending._chain_head = (done.chain_seq, done.record_hash) if guessed else None
     with pytest.raises(ValueError, match="final already"):
         _succeeded_with_trunk(pending, "CT700701")
     assert not Trunk.objects.exists()
@@ -93,15 +82,14 @@ def test_a_username_recorded_already_is_left_as_it_is_and_the_attempt_still_fini
 
 
 @pytest.mark.django_db(transaction=True)
-def test_finishing_on_the_remembered_head_is_one_statement_without_a_transaction_on_postgresql(
+def test_finishing_on_the_head_the_insert_saw_is_one_statement_without_a_transaction_on_postgresql(
     tenant_a, alice, monkeypatch
 ):
     """PostgreSQL: the UPDATE and the Trunk's INSERT in one statement, sent outside a transaction
     (no BEGIN, no COMMIT: one round trip). SQLite: the two statements in one transaction."""
     from django.test.utils import CaptureQueriesContext
 
-    last = audit_attempt(tenant=tenant_a, actor=alice)
-    _remember_head(tenant_a, last.chain_seq, last.record_hash)
+    audit_attempt(tenant=tenant_a, actor=alice)
     pending = audit_attempt(tenant=tenant_a, actor=alice, status="pending")
     opened = []
 

@@ -35,7 +35,6 @@ STEPS = [
     ("session.request", "requests.sessions", "Session.request"),
     ("rl acquire", "trunks.crazytel.ratelimit", "RateLimiter.acquire"),
     ("rl note_result", "trunks.crazytel.ratelimit", "RateLimiter.note_result"),
-    ("head hint", "trunks.audit.writer", "audit_chain_head_hint"),
     ("invalidate", "trunks.audit.writer", "audit_cache_invalidate"),
     ("hash", "trunks.audit.writer", "record_hash_compute"),
     ("tmpl render", "django.template.response", "SimpleTemplateResponse.render"),

@@ -48,49 +48,12 @@ def audit_cache_generation_bump(generation: str) -> None:
     transaction.on_commit(lambda: _bump(generation))
 
 
-def _chain_head_key(tenant_id: int) -> str:
-    return f"audit:chain-head:{tenant_id}"
-
-
-def audit_cache_invalidate(*, sealed=None) -> None:
+def audit_cache_invalidate() -> None:
     """After a record is written: drop the figures computed from records once the write is
     committed (at once outside a transaction). One bump per write is enough: a reader keeps a
     figure under the generation it read *before* computing, so whatever it computed before the
-    commit is stored under a generation the commit's bump has already replaced.
-
-    `sealed` (a record just sealed into its tenant's chain) is remembered, in the same round
-    trip, as the chain's likely head (audit_chain_head_hint)."""
-    values = {f"audit:generation:{RECORDS}": None}
-    if sealed is not None and sealed.chain_seq:
-        values[_chain_head_key(sealed.tenant_id)] = (sealed.chain_seq, sealed.record_hash)
-
-    def committed() -> None:
-        values[f"audit:generation:{RECORDS}"] = uuid.uuid4().hex
-        try:
-            cache.set_many(values, None)
-        except Exception:  # A cache outage must never stop the log being written.
-            logger.warning("audit cache: could not invalidate", exc_info=True)
-
-    transaction.on_commit(committed)
-
-
-def audit_chain_head_hint(tenant_id: int) -> tuple[int, str] | None:
-    """(chain_seq, record_hash) of the last record this cache saw sealed for the tenant: a guess
-    at the chain's head that saves reading it (trunks.audit.writer checks it in the database, and
-    reads the head when it was wrong). None when unknown or the cache is unavailable."""
-    try:
-        found = cache.get(_chain_head_key(tenant_id))
-    except Exception:
-        logger.warning("audit cache: unavailable, reading the chain's head", exc_info=True)
-        return None
-    if (
-        isinstance(found, tuple)
-        and len(found) == 2
-        and isinstance(found[0], int)
-        and isinstance(found[1], str)
-    ):
-        return found
-    return None
+    commit is stored under a generation the commit's bump has already replaced."""
+    audit_cache_generation_bump(RECORDS)
 
 
 def audit_cached[T](parts: tuple, compute: Callable[[], T], *, generation: str = RECORDS) -> T:

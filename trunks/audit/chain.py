@@ -47,10 +47,14 @@ HASHED_FIELDS = [
 ]
 
 
+# Types whose values read back from any database as they are (most of a record's values).
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _canonical(value: Any) -> Any:
     """A value as it reads back from any database, so a hash made before saving matches after."""
     kind = value.__class__
-    if kind is str or kind is int or kind is bool or value is None:  # most of a record's fields
+    if kind in _AS_IS:
         return value
     if isinstance(value, datetime):
         # Stored in UTC whatever zone it was written in.
@@ -63,9 +67,9 @@ def _canonical(value: Any) -> Any:
         # PostgreSQL's jsonb keeps numbers as numeric: 1.0 may come back as 1.
         return int(value) if value.is_integer() else value
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): v if v.__class__ in _AS_IS else _canonical(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+        return [v if v.__class__ in _AS_IS else _canonical(v) for v in value]
     return str(value)
 
 
@@ -81,17 +85,24 @@ def _canonical_ip(value: str | None) -> str | None:
 
 def record_content(record: AuditRecord) -> dict[str, Any]:
     """The canonical content a record's hash covers."""
-    content = {name: _canonical(getattr(record, name)) for name in HASHED_FIELDS}
+    values = record.__dict__
+    content = {}
+    for name in HASHED_FIELDS:
+        # A loaded or written record holds each hashed field in its __dict__ (the ids by their
+        # attname); a deferred one is read through its attribute.
+        value = values[name] if name in values else getattr(record, name)
+        content[name] = value if value.__class__ in _AS_IS else _canonical(value)
     content["client_ip"] = _canonical_ip(content["client_ip"])
     return content
 
 
+# Canonical JSON: sorted keys, no spaces, UTF-8 as it is. One encoder for every record.
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def record_hash_compute(record: AuditRecord) -> str:
     """The SHA-256 over the record's hashed fields (canonical JSON, sorted keys, UTF-8)."""
-    blob = json.dumps(
-        record_content(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(_JSON.encode(record_content(record)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

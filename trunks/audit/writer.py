@@ -6,11 +6,12 @@ constraint on (tenant, chain_seq) lets only one record have each position: when 
 the same last record, the second one's write is refused, and it reads the chain's head again and
 retries (in a savepoint). On SQLite, IMMEDIATE transactions already run writers one at a time.
 
-Finishing an attempt first tries the head the audit cache last saw sealed for the tenant
-(audit_chain_head_hint) without reading it: its UPDATE applies only if that record is in the table
-with that hash (so the position after it exists, and positions run without gaps) and the unique
-constraint refuses the position if it is taken (the guess was not the head). Either way the writer
-falls back to reading the head, so a wrong or missing guess costs a query, never the chain.
+Finishing an attempt first tries, without reading it again, the head its pending INSERT saw (the
+same statement RETURNs the tenant's last sealed record: no other round trip): its UPDATE applies
+only if that record is in the table with that hash (so the position after it exists, and positions
+run without gaps) and the unique constraint refuses the position if it is taken (another record
+was sealed meanwhile: the guess was not the head). Either way the writer falls back to reading the
+head, so a wrong or missing guess costs a query, never the chain.
 
 A create's two writes (the pending INSERT, the finishing UPDATE) are written by hand, one statement
 each built once per process (trunks.rows; _finish_sql): the ORM's save path cost more CPU than
@@ -19,7 +20,6 @@ On PostgreSQL the finishing UPDATE carries the row that commits with it (a creat
 same statement, and a finishing that is one statement runs without BEGIN and COMMIT.
 """
 
-import copy
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -32,9 +32,17 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from trunks.models import AuditKind, AuditRecord, AuditStatus, Tenant
-from trunks.rows import db_value, row_insert, row_insert_statement
+from trunks.reads import CompiledRead
+from trunks.rows import (
+    row_converters,
+    row_copy,
+    row_insert,
+    row_insert_returning,
+    row_insert_statement,
+    row_new,
+)
 
-from .cache import audit_cache_invalidate, audit_chain_head_hint
+from .cache import audit_cache_invalidate
 from .chain import record_hash_compute
 
 
@@ -49,14 +57,22 @@ def request_meta(request: HttpRequest | None) -> dict[str, Any]:
     }
 
 
+# The chain's head: (chain_seq, record_hash) of the tenant's last sealed record (compiled once: read
+# whenever a guessed head was wrong, e.g. many people of one tenant creating at once).
+_CHAIN_HEAD = CompiledRead(
+    lambda tenant_id: (
+        AuditRecord.objects.filter(tenant_id=tenant_id, chain_seq__isnull=False)
+        .order_by("-chain_seq")
+        .values_list("chain_seq", "record_hash")[:1]
+    ),
+    arguments=1,
+)
+
+
 def _seal(record: AuditRecord) -> None:
     """Give a final record the next place in its tenant's chain (as last read)."""
-    last = (
-        AuditRecord.objects.filter(tenant_id=record.tenant_id, chain_seq__isnull=False)
-        .order_by("-chain_seq")
-        .values_list("chain_seq", "record_hash")
-        .first()
-    )
+    found = _CHAIN_HEAD.rows(record.tenant_id)
+    last = found[0] if found else None
     record.chain_seq = (last[0] + 1) if last else 1
     record.prev_hash = last[1] if last else ""
     record.record_hash = record_hash_compute(record)
@@ -106,10 +122,14 @@ def _sealed_write(
                 raise
 
 
+def _signed_in(actor):
+    """The actor recorded: a signed-in user, or None (a job, an anonymous request)."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
 def _actor_fields(actor) -> dict[str, Any]:
-    if actor is None or not getattr(actor, "is_authenticated", False):
-        return {"actor": None, "actor_username": ""}
-    return {"actor": actor, "actor_username": actor.get_username()}
+    actor = _signed_in(actor)
+    return {"actor": actor, "actor_username": actor.get_username() if actor is not None else ""}
 
 
 def audit_event_record(
@@ -145,7 +165,7 @@ def audit_event_record(
         duration_ms=0,
     )
     _sealed_write(record, lambda: row_insert(record))
-    audit_cache_invalidate(sealed=record)
+    audit_cache_invalidate()
     return record
 
 
@@ -168,29 +188,39 @@ def audit_attempt_start(
     submission's result instead of calling Crazytel again.
     """
     assert "password" not in data, "the password is never recorded"
-    record = AuditRecord(
-        kind=kind,
-        tenant=tenant,
-        tenant_name=tenant.name,
-        **_actor_fields(actor),
-        **request_meta(request),
-        data=data,
-        trunk_username=trunk_username,
-        trunk_id=trunk_id,
-        caller_id_number=str(data.get("caller_id_number", ""))[:32],
-        description=str(data.get("description", ""))[:255],
-        status=AuditStatus.PENDING,
-        submission_token=submission_token,
-        related=related,
-        started_at=timezone.now(),
+    actor = _signed_in(actor)
+    record = row_new(
+        AuditRecord,
+        {
+            "kind": kind,
+            "tenant_id": tenant.pk,
+            "tenant_name": tenant.name,
+            "actor_id": actor.pk if actor is not None else None,
+            "actor_username": actor.get_username() if actor is not None else "",
+            **request_meta(request),
+            "data": data,
+            "trunk_username": trunk_username,
+            "trunk_id": trunk_id,
+            "caller_id_number": str(data.get("caller_id_number", ""))[:32],
+            "description": str(data.get("description", ""))[:255],
+            "status": AuditStatus.PENDING,
+            "submission_token": submission_token,
+            "related_id": related.pk if related is not None else None,
+            "started_at": timezone.now(),
+        },
+        related={"tenant": tenant, "actor": actor, "related": related},
     )
     record._monotonic_start = time.monotonic()
+    head_sql, tenant_id = _head_sql(connection.vendor), [tenant.pk]
     if connection.in_atomic_block:
         # In the caller's transaction: a savepoint, so a used token leaves that transaction usable.
         with transaction.atomic():
-            row_insert(record)
+            head = row_insert_returning(record, also=head_sql, also_params=tenant_id * 2)
     else:
-        row_insert(record)  # one statement, committed by itself before anything goes upstream
+        # One statement, committed by itself before anything goes upstream.
+        head = row_insert_returning(record, also=head_sql, also_params=tenant_id * 2)
+    # The chain's head as this INSERT saw it: audit_attempt_finish's first guess.
+    record._chain_head = head if head[0] is not None else None
     # No audit cache bump here: the cached figures take an attempt into account when it is final
     # (audit_attempt_finish bumps once), so an attempt costs one bump, not two.
     return record
@@ -213,18 +243,18 @@ def audit_attempt_finish(
     None: nothing to add), INSERTed unless it would break a unique constraint, so a caller needs
     no transaction of its own around this.
 
-    One UPDATE of the finishing fields (after one read of the chain's head, unless the audit cache
-    remembers it: see the module's docstring), which applies only while the row is still pending:
-    a second finisher (the pending sweeper, a retried request) waits for the first's row lock, then
-    finds it final and is refused (ValueError), and the seal it computed is rolled back with it.
-    The rest of a pending row is what `record` holds (a pending row changes only here), so it is
-    not read again. On PostgreSQL the UPDATE and the row's INSERT are one statement (a
-    data-modifying WITH whose INSERT runs only if the UPDATE applied): on the remembered head,
-    finishing is one round trip, without BEGIN and COMMIT. SQLite has no such statement: there
+    One UPDATE of the finishing fields (after one read of the chain's head, unless the head the
+    pending INSERT saw is still the head: see the module's docstring), which applies only while
+    the row is still pending: a second finisher (the pending sweeper, a retried request) waits
+    for the first's row lock, then finds it final and is refused (ValueError), and the seal it
+    computed is rolled back with it. The rest of a pending row is what `record` holds (a pending
+    row changes only here), so it is not read again. On PostgreSQL the UPDATE and the row's
+    INSERT are one statement (a data-modifying WITH whose INSERT runs only if the UPDATE
+    applied): on the guessed head, finishing is one round trip, without BEGIN and COMMIT. SQLite has no such statement: there
     they are two, in one transaction.
     """
     assert status != AuditStatus.PENDING
-    fresh = copy.copy(record)  # the caller's pending record stays as it was
+    fresh = row_copy(record)  # the caller's pending record stays as it was
     now = timezone.now()
     fresh.status = status
     fresh.upstream_status = upstream_status
@@ -241,7 +271,8 @@ def audit_attempt_finish(
     together = row is not None and connection.vendor == "postgresql"
 
     def write(after: tuple[int, str] | None = None) -> None:
-        params = [db_value(f, getattr(fresh, f.attname), connection) for f in _finishing()]
+        converters = row_converters(connection, _finishing())
+        params = [convert(getattr(fresh, attname)) for attname, _, convert in converters]
         params += [record.pk, AuditStatus.PENDING.value]
         if after is not None:
             params += [record.tenant_id, after[0], after[1]]
@@ -265,12 +296,12 @@ def audit_attempt_finish(
         _sealed_write(
             fresh,
             write,
-            head=audit_chain_head_hint(record.tenant_id),
+            head=getattr(record, "_chain_head", None),
             one_statement=row is None or together,
         )
     except _FinalAlready:
         raise ValueError(f"audit record {record.pk} is final already") from None
-    audit_cache_invalidate(sealed=fresh)
+    audit_cache_invalidate()
     return fresh
 
 
@@ -301,6 +332,23 @@ FINISH_FIELDS = [
 @cache
 def _finishing() -> tuple:
     return tuple(AuditRecord._meta.get_field(name) for name in FINISH_FIELDS)
+
+
+@cache
+def _head_sql(vendor: str) -> str:
+    """Two expressions: the chain_seq and the record_hash of the last sealed record of the tenant
+    (parameters: its id, twice), or NULL for a chain with no record yet."""
+    qn = connection.ops.quote_name
+    table = qn(AuditRecord._meta.db_table)
+    tenant, seq = qn("tenant_id"), qn("chain_seq")
+
+    def last(column: str) -> str:
+        return (
+            f"(SELECT head.{qn(column)} FROM {table} head WHERE head.{tenant} = %s "  # noqa: S608
+            f"AND head.{seq} IS NOT NULL ORDER BY head.{seq} DESC LIMIT 1)"
+        )
+
+    return f"{last('chain_seq')}, {last('record_hash')}"
 
 
 # The guessed head's columns, in the order of its parameters.

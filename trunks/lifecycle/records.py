@@ -10,10 +10,12 @@ from typing import Any
 
 from trunks.crazytel.contract import TRUNK_FIELDS
 from trunks.models import AuditRecord, Trunk
-from trunks.rows import row_insert
+from trunks.rows import row_insert, row_new
 
 # The settings a Trunk keeps: every documented field but the secret one (the password).
 SETTING_NAMES = tuple(spec.name for spec in TRUNK_FIELDS if not spec.secret)
+# A switch not sent is its documented default.
+_SWITCH_DEFAULTS = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
 
 
 def trunk_settings_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -44,16 +46,20 @@ def trunk_row_from_attempt(
     id), so no look-up first."""
     if not username:
         return None
-    defaults = {spec.name: spec.default for spec in TRUNK_FIELDS if spec.type is bool}
-    return Trunk(
-        tenant_id=attempt.tenant_id,
-        trunk_id=(trunk_id or "")[:64],
-        username=username,
-        **(defaults | trunk_settings_of(attempt.data or {})),
-        created_by_id=attempt.actor_id,
-        created_by_username=attempt.actor_username,
-        created_at=at or attempt.finished_at or attempt.started_at,
-        created_record=attempt,
+    return row_new(
+        Trunk,
+        {
+            "tenant_id": attempt.tenant_id,
+            "trunk_id": (trunk_id or "")[:64],
+            "username": username,
+            **_SWITCH_DEFAULTS,
+            **trunk_settings_of(attempt.data or {}),
+            "created_by_id": attempt.actor_id,
+            "created_by_username": attempt.actor_username,
+            "created_at": at or attempt.finished_at or attempt.started_at,
+            "created_record_id": attempt.pk,
+        },
+        related={"created_record": attempt},
     )
 
 
